@@ -1,0 +1,5 @@
+import sys
+
+from outpaint.cli import main
+
+sys.exit(main())

@@ -1,0 +1,38 @@
+"""The `outpaint` command. Each command group lives in its own module and registers its subcommands.
+
+Modules are imported only when their command runs, so `outpaint --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# command name -> (module under outpaint.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("plan", "dry run: print the variants an image + metadata would produce"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="outpaint", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `outpaint` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        build_parser().parse_args(args or ["--help"])
+        return 2
+    module = importlib.import_module(f"outpaint.cli.{COMMANDS[args[0]][0]}")
+    return int(module.main(args[0], args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""One Settings object, read from the environment once per instance.
+
+Every field maps to one environment variable, ``OUTPAINT_<FIELD>`` (a few also accept the
+platform's own names, for example ``DASHSCOPE_API_KEY`` and FC's ``ALIBABA_CLOUD_*`` credentials).
+The README's settings table is generated from the field descriptions and kept in sync by a test.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from functools import lru_cache
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from outpaint.errors import ConfigError
+
+ENV_PREFIX = "OUTPAINT_"
+GRAVITIES = ("center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest")
+
+
+def _env(name: str, *platform_names: str) -> AliasChoices:
+    """Accept OUTPAINT_<NAME> first, then the platform's conventional names."""
+    return AliasChoices(ENV_PREFIX + name.upper(), *platform_names)
+
+
+class Settings(BaseSettings):
+    """Runtime settings of both functions, the CLI and the local stack."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    # --- bucket layout -------------------------------------------------------------------------
+    bucket: str = Field(description="OSS bucket that receives uploads and holds outputs and job state.")
+    region: str = Field(
+        default="cn-beijing",
+        description="Region of the bucket (OSS region id without the `oss-` prefix). V4 signatures use it.",
+        validation_alias=_env("region", "FC_REGION"),
+    )
+    input_prefix: str = Field(default="inbox/", description="Uploads under this prefix are out-painted.")
+    output_prefix: str = Field(default="outpainted/", description="Results are written under this prefix.")
+    state_prefix: str = Field(
+        default=".outpaint/", description="Job records, state markers and the poller lease live here."
+    )
+
+    # --- OSS access ----------------------------------------------------------------------------
+    oss_endpoint: str | None = Field(
+        default=None,
+        description="Endpoint for the functions' own OSS I/O. Default: the region's internal endpoint "
+        "`https://oss-<region>-internal.aliyuncs.com`.",
+    )
+    oss_public_endpoint: str | None = Field(
+        default=None,
+        description="Endpoint used to sign the input URL that DashScope downloads (must be reachable from "
+        "the internet). Default: `https://oss-<region>.aliyuncs.com`.",
+    )
+    oss_signature_version: Literal["v1", "v4"] = Field(
+        default="v4", description="OSS signature version for requests and signed URLs."
+    )
+    access_key_id: SecretStr | None = Field(
+        default=None,
+        description="Static OSS credentials (local stack, CLI). In FC the function role's STS "
+        "credentials are used instead.",
+        validation_alias=_env("access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID"),
+    )
+    access_key_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of `access_key_id`.",
+        validation_alias=_env("access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+    )
+    security_token: SecretStr | None = Field(
+        default=None,
+        description="STS security token that goes with temporary credentials.",
+        validation_alias=_env("security_token", "ALIBABA_CLOUD_SECURITY_TOKEN"),
+    )
+    signed_url_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="Lifetime of the signed input URL handed to DashScope. Generated at submit time, so it "
+        "only has to cover the service's download of the input.",
+    )
+
+    # --- DashScope -----------------------------------------------------------------------------
+    dashscope_base_url: str = Field(
+        default="https://dashscope.aliyuncs.com/api/v1",
+        description="DashScope API base (Beijing; the model is offered there only).",
+    )
+    dashscope_api_key: SecretStr | None = Field(
+        default=None,
+        description="DashScope (Model Studio) API key. Never logged.",
+        validation_alias=_env("dashscope_api_key", "DASHSCOPE_API_KEY"),
+    )
+    submit_qps: float = Field(
+        default=2.0, gt=0, le=100, description="Task submissions per second allowed for the account."
+    )
+    max_concurrent_tasks: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Tasks that may run at once for the account (current docs say 5, older ones 1).",
+    )
+    query_qps: float = Field(
+        default=10.0,
+        gt=0,
+        le=100,
+        description="Task queries per second this project uses (the account limit is 20; half is left "
+        "for other users of the account).",
+    )
+    connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Connect timeout for DashScope calls and result downloads."
+    )
+    read_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Read timeout for DashScope calls and result downloads."
+    )
+
+    # --- poller ----------------------------------------------------------------------------------
+    poll_interval_seconds: float = Field(
+        default=3.0, gt=0, description="Shortest time between two queries of the same task."
+    )
+    tick_budget_seconds: float = Field(
+        default=55.0,
+        gt=0,
+        description="Longest time one tick works, even when the function timeout allows more (the timer "
+        "fires every minute).",
+    )
+    tick_safety_margin_seconds: float = Field(
+        default=8.0,
+        ge=0,
+        description="A tick stops starting new work this long before the function's deadline.",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Submissions per job for transient task failures (the first one included).",
+    )
+    retry_backoff_seconds: float = Field(
+        default=30.0, ge=0, description="Wait before resubmitting a job whose task failed transiently."
+    )
+    uncertain_submit_policy: Literal["resubmit", "fail"] = Field(
+        default="resubmit",
+        description="What to do after a submit whose outcome is unknown (sent, no answer): `resubmit` "
+        "once more after `poll_interval_seconds` (at most two tasks, recorded in the job), or `fail`.",
+    )
+    allowed_result_hosts: Annotated[list[str], NoDecode] = Field(
+        default=["https://*.aliyuncs.com"],
+        description="Origins (`scheme://host[:port]`, `*.` wildcard allowed) from which results may be "
+        "downloaded; anything else is refused. Comma-separated or JSON list.",
+    )
+    max_result_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Largest result download accepted."
+    )
+
+    # --- plan defaults ---------------------------------------------------------------------------
+    default_ratio: str | None = Field(
+        default=None,
+        description="Ratio used when an upload carries no expansion metadata (for example `16:9`). "
+        "Empty: such uploads are skipped.",
+    )
+    default_gravity: str = Field(
+        default="center", description="Where the original sits for computed ratios and sizes."
+    )
+    best_quality: bool = Field(default=False, description="API `best_quality` unless metadata overrides it.")
+    add_watermark: bool = Field(
+        default=True,
+        description="API `add_watermark` (the AI-generated mark) unless metadata overrides it.",
+    )
+    limit_image_size: bool = Field(
+        default=True, description="API `limit_image_size` unless metadata says otherwise."
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the JSON log lines."
+    )
+
+    # --- validation ------------------------------------------------------------------------------
+    @field_validator("allowed_result_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_result_hosts")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise ValueError(f"{origin!r} is not an origin like https://*.aliyuncs.com")
+        return origins
+
+    @field_validator("input_prefix", "output_prefix", "state_prefix")
+    @classmethod
+    def _check_prefix(cls, prefix: str) -> str:
+        if prefix.startswith("/"):
+            raise ValueError(f"{prefix!r} must not start with '/'")
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"{prefix!r} must end with '/'")
+        return prefix
+
+    @field_validator("default_gravity")
+    @classmethod
+    def _check_gravity(cls, gravity: str) -> str:
+        if gravity.lower() not in GRAVITIES:
+            raise ValueError(f"{gravity!r} is not one of {', '.join(GRAVITIES)}")
+        return gravity.lower()
+
+    @model_validator(mode="after")
+    def _prefixes_disjoint(self) -> Settings:
+        named = {
+            "input_prefix": self.input_prefix,
+            "output_prefix": self.output_prefix,
+            "state_prefix": self.state_prefix,
+        }
+        for name_a, a in named.items():
+            for name_b, b in named.items():
+                if name_a < name_b and (a.startswith(b) or b.startswith(a)):
+                    raise ValueError(f"{name_a} {a!r} and {name_b} {b!r} overlap; they must be disjoint")
+        return self
+
+    # --- derived ---------------------------------------------------------------------------------
+    @property
+    def internal_endpoint(self) -> str:
+        """Endpoint for the functions' own OSS I/O."""
+        return self.oss_endpoint or f"https://oss-{self.region}-internal.aliyuncs.com"
+
+    @property
+    def public_endpoint(self) -> str:
+        """Endpoint used when signing URLs that leave the region's network."""
+        return self.oss_public_endpoint or f"https://oss-{self.region}.aliyuncs.com"
+
+    def result_origin_allowed(self, url: str) -> bool:
+        """True when ``url``'s scheme, host and port match one of ``allowed_result_hosts``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+            return False
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        for origin in self.allowed_result_hosts:
+            allowed = urlsplit(origin)
+            allowed_port = allowed.port or (443 if allowed.scheme == "https" else 80)
+            if (
+                allowed.scheme == parts.scheme
+                and allowed_port == port
+                and fnmatch.fnmatchcase(parts.hostname.lower(), (allowed.hostname or "").lower())
+            ):
+                return True
+        return False
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment (plus ``overrides``); raise ConfigError listing every bad field."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(part) for part in err["loc"]) or "settings"
+            env_name = ENV_PREFIX + field.upper() if err["loc"] else ""
+            where = f"{field} ({env_name})" if env_name else field
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The instance-wide Settings, read once (FC reuses warm instances)."""
+    return load_settings()
