@@ -483,7 +483,7 @@ def _check_limits(draft: _Draft, size: tuple[int, int], limit_image_size: bool) 
 def _unknown_key_warnings(meta: Mapping[str, str]) -> list[str]:
     warnings = []
     for key in sorted(set(meta) - set(KEYS)):
-        close = difflib.get_close_matches(key, KEYS, n=1)
+        close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.85)
         hint = f" (did you mean {close[0]}?)" if close else ""
         warnings.append(f"unknown key {key} ignored{hint}")
     return warnings

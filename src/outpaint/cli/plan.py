@@ -1,0 +1,161 @@
+"""`outpaint plan IMAGE_FILE --meta outpaint-ratio=21:9 [--meta ...] [--json]`: a dry run of the planner.
+
+Reads the image with Pillow and prints the variants the pipeline would submit (API parameters, expected
+output size, local finishing, warnings) or the refusal (code and message, exit status 1). Needs no bucket
+or API key: plan defaults come from the flags, else from the OUTPAINT_* environment, else built-in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from outpaint.errors import ConfigError, ImageProbeError, PlanError
+from outpaint.plan import META_PREFIX, ImageFacts, Plan, PlanDefaults, plan_upload
+
+if TYPE_CHECKING:
+    from outpaint.config import Settings
+
+
+def plan_defaults(settings: Settings) -> PlanDefaults:
+    """The plan defaults held by ``settings`` (``default_ratio``, ``default_gravity``, ...)."""
+    return PlanDefaults(
+        ratio=settings.default_ratio,
+        gravity=settings.default_gravity,
+        best_quality=settings.best_quality,
+        add_watermark=settings.add_watermark,
+        limit_image_size=settings.limit_image_size,
+    )
+
+
+def _env_defaults() -> PlanDefaults:
+    """Defaults from the OUTPAINT_* environment, parsed by Settings itself; no bucket is needed for that."""
+    from outpaint.config import load_settings
+
+    return plan_defaults(load_settings(bucket=os.environ.get("OUTPAINT_BUCKET") or "unused-by-plan"))
+
+
+def probe_file(path: Path) -> ImageFacts:
+    """Format, size, frame count and mode of an image file, as the pipeline's probe reports them."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return ImageFacts(
+                width=image.width,
+                height=image.height,
+                format=image.format or "unknown",
+                size_bytes=path.stat().st_size,
+                frames=getattr(image, "n_frames", 1),
+                mode=image.mode,
+            )
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ImageProbeError(f"{path}: {exc}") from None
+
+
+def _meta_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key = key.strip().lower()
+    if not key.startswith((META_PREFIX, "x-oss-meta-")):
+        key = META_PREFIX + key  # `--meta ratio=16:9` is shorthand for `--meta outpaint-ratio=16:9`
+    return key, value
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("image", type=Path, metavar="IMAGE_FILE")
+    parser.add_argument(
+        "--meta",
+        type=_meta_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="upload metadata, e.g. outpaint-ratio=21:9 (repeatable; the outpaint- prefix may be left out)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    defaults = parser.add_argument_group("plan defaults (override OUTPAINT_* environment variables)")
+    defaults.add_argument("--default-ratio", help="ratio used when the metadata asks for no expansion")
+    defaults.add_argument("--default-gravity", help="gravity used when the metadata names none")
+    for flag, field in (
+        ("best-quality", "best_quality"),
+        ("watermark", "add_watermark"),
+        ("limit-size", "limit_image_size"),
+    ):
+        defaults.add_argument(
+            f"--{flag}", dest=field, action=argparse.BooleanOptionalAction, help=f"default API {field}"
+        )
+    return parser
+
+
+def _report(image: Path, facts: ImageFacts, plan: Plan) -> dict[str, Any]:
+    return {
+        "image": {"path": str(image), **asdict(facts)},
+        "skipped": plan.skipped,
+        "variants": [
+            {**variant.model_dump(mode="json"), "digest": variant.digest()} for variant in plan.variants
+        ],
+    }
+
+
+def _print_text(report: dict[str, Any]) -> None:
+    facts = report["image"]
+    print(
+        f"{facts['path']}: {facts['format']} {facts['width']}×{facts['height']}, "
+        f"{facts['size_bytes']} bytes, {facts['frames']} frame(s)"
+    )
+    if report["skipped"]:
+        print(f"skipped: {report['skipped']}")
+    for variant in report["variants"]:
+        print(f"\nvariant {variant['name']}")
+        print(f"  parameters: {json.dumps(variant['parameters'], sort_keys=True)}")
+        print(f"  API output: {variant['output_width']}×{variant['output_height']}")
+        if variant["finish"]:
+            print(f"  finish:     resize to {variant['finish']['width']}×{variant['finish']['height']}")
+        for warning in variant["warnings"]:
+            print(f"  warning:    {warning}")
+
+
+def main(command: str, argv: Sequence[str]) -> int:
+    """Run `outpaint plan`; 0 = planned or skipped, 1 = refused, 2 = bad usage, image or settings."""
+    args = build_parser(f"outpaint {command}").parse_args(list(argv))
+    try:
+        defaults = _env_defaults()
+        overrides = {
+            "ratio": args.default_ratio,
+            "gravity": args.default_gravity,
+            "best_quality": args.best_quality,
+            "add_watermark": args.add_watermark,
+            "limit_image_size": args.limit_image_size,
+        }
+        defaults = PlanDefaults(
+            **{**defaults.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+        facts = probe_file(args.image)
+    except (ConfigError, ImageProbeError) as exc:
+        print(f"outpaint {command}: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # PlanDefaults validation (a bad --default-gravity)
+        print(f"outpaint {command}: invalid defaults: {exc}", file=sys.stderr)
+        return 2
+    try:
+        plan = plan_upload(dict(args.meta), facts, defaults)
+    except PlanError as exc:
+        if args.json:
+            print(json.dumps({"error": {"code": exc.code, "message": exc.message}}, ensure_ascii=False))
+        else:
+            print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    report = _report(args.image, facts, plan)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        _print_text(report)
+    return 0
