@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(
         default=30.0, ge=0, description="Wait before resubmitting a job whose task failed transiently."
     )
+    upload_polls: bool = Field(
+        default=True,
+        description="After queuing new jobs, on_upload takes the poller lease when it is free and follows "
+        "the tasks until they finish or its timeout nears: results land seconds after the task ends "
+        "instead of at the next timer tick.",
+    )
     uncertain_submit_policy: Literal["resubmit", "fail"] = Field(
         default="resubmit",
         description="What to do after a submit whose outcome is unknown (sent, no answer): `resubmit` "

@@ -1,0 +1,217 @@
+"""DashScope image-out-painting over plain httpx: submit a task, query it, classify every error.
+
+The wire protocol is two JSON calls, so the official SDK (and its ~0.5 s import) is not needed. One
+httpx client per instance is kept across warm invocations (connection reuse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from outpaint.errors import DashScopeError, SubmitOutcomeUnknown
+
+if TYPE_CHECKING:
+    import httpx
+
+MODEL = "image-out-painting"
+SUBMIT_PATH = "/services/aigc/image2image/out-painting"
+
+
+class Kind(str, Enum):
+    """What the pipeline does about an error."""
+
+    THROTTLED = "throttled"  # quota: the job stays queued, no attempt is used
+    ACCOUNT = "account"  # key, billing or access problem: jobs stay queued, an operator must act
+    TRANSIENT = "transient"  # may succeed later: retried up to max_attempts
+    PERMANENT = "permanent"  # this input will never succeed: the job fails
+
+
+# Provider code -> kind. Codes not listed fall back to the HTTP status (see ``classify``).
+# Sources: the out-painting API reference's error table and the generic DashScope code pages.
+CODE_KINDS: dict[str, Kind] = {
+    "Throttling": Kind.THROTTLED,
+    "Throttling.RateQuota": Kind.THROTTLED,
+    "Throttling.BurstRate": Kind.THROTTLED,
+    # Evidence says this is usually a per-minute cap, not an exhausted balance: wait, do not fail.
+    "Throttling.AllocationQuota": Kind.THROTTLED,
+    "LimitRequests": Kind.THROTTLED,
+    "limit_requests": Kind.THROTTLED,
+    "insufficient_quota": Kind.THROTTLED,
+    "InvalidApiKey": Kind.ACCOUNT,
+    "AccessDenied": Kind.ACCOUNT,
+    "AccessDenied.Unpurchased": Kind.ACCOUNT,
+    "Workspace.AccessDenied": Kind.ACCOUNT,
+    "Model.AccessDenied": Kind.ACCOUNT,
+    "AllocationQuota.FreeTierOnly": Kind.ACCOUNT,
+    "Arrearage": Kind.ACCOUNT,
+    "CommodityNotPurchased": Kind.ACCOUNT,
+    "PrepaidBillOverdue": Kind.ACCOUNT,
+    "PostpaidBillOverdue": Kind.ACCOUNT,
+    "ModelNotFound": Kind.ACCOUNT,
+    "WorkSpaceNotFound": Kind.ACCOUNT,
+    "InvalidParameter": Kind.PERMANENT,
+    "InvalidParameter.JsonPhrase": Kind.PERMANENT,
+    "InvalidParameter.ImageFormat": Kind.PERMANENT,
+    "InvalidParameter.ImageContent": Kind.PERMANENT,
+    "InvalidParameter.DataInspection": Kind.PERMANENT,
+    "DataInspectionFailed": Kind.PERMANENT,
+    "BadRequest.EmptyInput": Kind.PERMANENT,
+    "BadRequest.EmptyParameters": Kind.PERMANENT,
+    "BadRequest.EmptyModel": Kind.PERMANENT,
+    "BadRequest.TooLarge": Kind.PERMANENT,
+    "BadRequest.UnsupportedFileFormat": Kind.PERMANENT,
+    "InvalidURL": Kind.PERMANENT,
+    "UnsupportedOperation": Kind.PERMANENT,
+    # The service could not fetch our signed URL: usually transient (network, a URL that expired while
+    # the task waited); bounded by max_attempts and a fresh URL on every submit.
+    "InvalidParameter.FileDownload": Kind.TRANSIENT,
+    "BadRequest.InputDownloadFailed": Kind.TRANSIENT,
+    "RequestTimeOut": Kind.TRANSIENT,
+    "InternalError": Kind.TRANSIENT,
+    "InternalError.Algo": Kind.TRANSIENT,
+    "InternalError.FileUpload": Kind.TRANSIENT,
+    "InternalError.Timeout": Kind.TRANSIENT,
+    "SystemError": Kind.TRANSIENT,
+    "ModelUnavailable": Kind.TRANSIENT,
+}
+
+
+def classify(status: int | None, code: str | None) -> Kind:
+    """The kind of a provider error, by code first, then by HTTP status."""
+    if code and code in CODE_KINDS:
+        return CODE_KINDS[code]
+    if status == 429:
+        return Kind.THROTTLED
+    if status in (401, 403):
+        return Kind.ACCOUNT
+    if status is None or status == 408 or status >= 500:
+        return Kind.TRANSIENT
+    return Kind.PERMANENT
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A task the service accepted."""
+
+    task_id: str
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One query's answer."""
+
+    task_id: str
+    status: str  # PENDING RUNNING SUCCEEDED FAILED CANCELED UNKNOWN (SUSPENDED is treated as RUNNING)
+    request_id: str | None
+    output_url: str | None = None
+    code: str | None = None
+    message: str | None = None
+    image_count: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+
+
+class DashScopeClient:
+    """Submit and query out-painting tasks."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 20.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        import httpx
+
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(self, image_url: str, parameters: dict[str, Any]) -> Submitted:
+        """POST the task. Raise DashScopeError (with ``kind``), or SubmitOutcomeUnknown when the
+        request may have reached the service but no answer came back (never replay it blindly)."""
+        import httpx
+
+        body = {"model": MODEL, "input": {"image_url": image_url}, "parameters": parameters}
+        try:
+            response = self._http.post(SUBMIT_PATH, json=body, headers={"X-DashScope-Async": "enable"})
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing reached the service: safe to try again.
+            raise DashScopeError(
+                f"submit not sent: {type(exc).__name__}", code="dashscope.connect", kind=Kind.TRANSIENT.value
+            ) from exc
+        except httpx.TransportError as exc:
+            raise SubmitOutcomeUnknown(
+                f"submit sent, no answer: {type(exc).__name__}", kind=Kind.TRANSIENT.value
+            ) from exc
+        data = _json_body(response)
+        if response.status_code != 200 or data.get("code"):
+            raise _provider_error(response.status_code, data, "submit")
+        output = data.get("output") or {}
+        task_id = output.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise SubmitOutcomeUnknown(
+                "submit answered without a task id",
+                kind=Kind.TRANSIENT.value,
+                request_id=data.get("request_id"),
+            )
+        return Submitted(task_id=task_id, request_id=data.get("request_id"))
+
+    def query(self, task_id: str) -> TaskState:
+        """GET the task's state. Raise DashScopeError (with ``kind``) when the query itself fails."""
+        import httpx
+
+        try:
+            response = self._http.get(f"/tasks/{task_id}")
+        except httpx.TransportError as exc:
+            raise DashScopeError(
+                f"query failed: {type(exc).__name__}", code="dashscope.transport", kind=Kind.TRANSIENT.value
+            ) from exc
+        data = _json_body(response)
+        if response.status_code != 200:
+            raise _provider_error(response.status_code, data, "query")
+        output = data.get("output") or {}
+        status = str(output.get("task_status") or "UNKNOWN").upper()
+        return TaskState(
+            task_id=task_id,
+            status="RUNNING" if status == "SUSPENDED" else status,
+            request_id=data.get("request_id"),
+            output_url=output.get("output_image_url"),
+            code=output.get("code"),
+            message=output.get("message"),
+            image_count=(data.get("usage") or {}).get("image_count"),
+        )
+
+
+def _json_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _provider_error(status: int, data: dict[str, Any], what: str) -> DashScopeError:
+    code = data.get("code") or f"HTTP{status}"
+    message = data.get("message") or f"{what} answered HTTP {status}"
+    return DashScopeError(
+        f"{what}: {code}: {message}",
+        code=code,
+        kind=classify(status, data.get("code")).value,
+        status=status,
+        request_id=data.get("request_id"),
+    )

@@ -1,0 +1,140 @@
+"""Fetching a task's result image safely, and local finishing (exact size).
+
+Results are only fetched from allowed origins, without our credentials, with a size cap, into a
+spooled temporary file (memory first, disk past a few MB) so a 10 MB result never sits in memory twice.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+from outpaint.errors import ResultRefused
+
+if TYPE_CHECKING:
+    import httpx
+
+    from outpaint.config import Settings
+
+SPOOL_BYTES = 4 * 1024 * 1024
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+
+class ResultLost(ResultRefused):
+    """The result URL answers 403/404/410: it expired or the result is gone."""
+
+    code = "result.lost"
+
+
+class ResultUnavailable(ResultRefused):
+    """The download failed in a way that may pass (network, 5xx): try again later."""
+
+    code = "result.unavailable"
+
+
+@dataclass
+class ResultImage:
+    """A downloaded (and possibly finished) result, ready to be written to OSS."""
+
+    file: IO[bytes]
+    size: int
+    format: str
+    width: int
+    height: int
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS.get(self.format, self.format.lower())
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES.get(self.format, "application/octet-stream")
+
+
+class ResultFetcher:
+    """Downloads result images from allowed origins only."""
+
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        import httpx
+
+        self._settings = settings
+        # A separate client: the DashScope key must never travel to a result host.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(settings.read_timeout_seconds, connect=settings.connect_timeout_seconds),
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def fetch(self, url: str) -> ResultImage:
+        """Download ``url`` into a spooled file and identify it; raise ResultRefused/Lost/Unavailable."""
+        import httpx
+
+        if not self._settings.result_origin_allowed(url):
+            raise ResultRefused("result URL is not on an allowed origin (allowed_result_hosts)")
+        limit = self._settings.max_result_bytes
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code in (401, 403, 404, 410):
+                    raise ResultLost(f"result download answered HTTP {response.status_code}")
+                if response.status_code != 200:
+                    raise ResultUnavailable(f"result download answered HTTP {response.status_code}")
+                declared = int(response.headers.get("content-length") or 0)
+                if declared > limit:
+                    raise ResultRefused(f"result is {declared} bytes, over max_result_bytes={limit}")
+                size = 0
+                for chunk in response.iter_bytes(64 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise ResultRefused(f"result exceeds max_result_bytes={limit}")
+                    spool.write(chunk)
+        except httpx.TransportError as exc:
+            spool.close()
+            raise ResultUnavailable(f"result download failed: {type(exc).__name__}") from exc
+        except ResultRefused:
+            spool.close()
+            raise
+        spool.seek(0)
+        return identify(spool, size)
+
+
+def identify(file: IO[bytes], size: int) -> ResultImage:
+    """Read the format and dimensions of the image in ``file`` (header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as image:
+            result = ResultImage(
+                file=file,
+                size=size,
+                format=(image.format or "").upper(),
+                width=image.width,
+                height=image.height,
+            )
+    except (UnidentifiedImageError, OSError) as exc:
+        file.close()
+        raise ResultRefused(f"result is not a readable image: {exc}", code="result.invalid") from exc
+    file.seek(0)
+    return result
+
+
+def finish_exact(result: ResultImage, width: int, height: int) -> ResultImage:
+    """Resize the result to exactly ``width``×``height``, keeping its format."""
+    from PIL import Image
+
+    with Image.open(result.file) as image:
+        if result.format == "JPEG":
+            image.draft("RGB", (width, height))  # decode at a reduced scale when shrinking: less memory
+        resized = image.resize((width, height), Image.Resampling.LANCZOS)
+    result.file.close()
+    out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
+    options = {"quality": 92} if result.format in ("JPEG", "WEBP") else {}
+    resized.save(out, format=result.format, **options)
+    size = out.tell()
+    out.seek(0)
+    return ResultImage(file=out, size=size, format=result.format, width=width, height=height)
