@@ -1,0 +1,5 @@
+"""``python -m outpaint.local.dashscope``."""
+
+from .cli import main
+
+main()

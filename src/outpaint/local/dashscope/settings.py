@@ -1,0 +1,94 @@
+"""The emulator's knobs: one immutable value, validated as a whole, replaced on live reconfiguration."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Range = tuple[float, float]
+OverConcurrency = Literal["queue", "reject"]
+
+MIB = 1024 * 1024
+
+
+def parse_range(value: Any) -> Range:
+    """A duration or a ``min-max`` range: ``3``, ``"0.5"``, ``"8-15"``, ``[8, 15]`` → ``(min, max)``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected seconds or a min-max range, got {value!r}")
+    if isinstance(value, int | float):
+        low = high = float(value)
+    elif isinstance(value, str):
+        low_text, sep, high_text = value.strip().partition("-")
+        try:
+            low = float(low_text)
+            high = float(high_text) if sep else low
+        except ValueError:
+            raise ValueError(f"expected seconds or a min-max range like 8-15, got {value!r}") from None
+    elif isinstance(value, list | tuple) and len(value) == 2:
+        low, high = (float(v) for v in value)
+    else:
+        raise ValueError(f"expected seconds or a min-max range, got {value!r}")
+    if not 0 <= low <= high:
+        raise ValueError(f"range must satisfy 0 <= min <= max, got {value!r}")
+    return (low, high)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the emulator; see docs/dashscope-emulator.md for what each one does."""
+
+    api_keys: tuple[str, ...] = ()  # empty: any non-empty key is accepted
+    qps: float = 2.0
+    concurrency: int = 5
+    query_qps: float = 20.0
+    task_seconds: Range = (8.0, 15.0)
+    fail_rate: float = 0.0
+    seed: int | None = None
+    retention_seconds: float = 86400.0
+    result_url_seconds: float | None = None  # None: same as retention_seconds
+    over_concurrency: OverConcurrency = "queue"
+    throttle_rate: float = 0.0
+    error_rate: float = 0.0
+    latency: Range = (0.0, 0.0)
+    download_timeout: float = 10.0
+    max_download_bytes: int = 10 * MIB
+
+    def __post_init__(self) -> None:
+        fix = object.__setattr__  # frozen: normalise in place once
+        fix(self, "api_keys", tuple(k for k in (self.api_keys or ()) if k))
+        fix(self, "task_seconds", parse_range(self.task_seconds))
+        fix(self, "latency", parse_range(self.latency))
+        for name in ("qps", "query_qps", "retention_seconds", "download_timeout"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.result_url_seconds is not None and not self.result_url_seconds > 0:
+            raise ValueError(f"result_url_seconds must be > 0, got {self.result_url_seconds!r}")
+        for name in ("fail_rate", "throttle_rate", "error_rate"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)!r}")
+        if int(self.concurrency) < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency!r}")
+        if int(self.max_download_bytes) < 1:
+            raise ValueError(f"max_download_bytes must be >= 1, got {self.max_download_bytes!r}")
+        if self.over_concurrency not in ("queue", "reject"):
+            raise ValueError(f"over_concurrency must be 'queue' or 'reject', got {self.over_concurrency!r}")
+
+    @property
+    def url_lifetime(self) -> float:
+        """Seconds a result URL stays valid."""
+        return self.retention_seconds if self.result_url_seconds is None else self.result_url_seconds
+
+    def replace(self, **knobs: Any) -> Settings:
+        """A new Settings with ``knobs`` changed; unknown names raise ``ValueError``."""
+        unknown = sorted(set(knobs) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **knobs)
+
+    def public(self) -> dict[str, Any]:
+        """The settings as JSON, with API keys reduced to a count (keys are never echoed)."""
+        data = dataclasses.asdict(self)
+        data["api_keys"] = len(self.api_keys)
+        data["url_lifetime"] = self.url_lifetime
+        return data

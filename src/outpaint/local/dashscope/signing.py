@@ -1,0 +1,52 @@
+"""Expiring signed result URLs (OSS-like query string, HMAC-SHA256 with a per-process secret)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from urllib.parse import urlencode
+
+from starlette.responses import Response
+
+from .wire import new_id
+
+
+class UrlSigner:
+    """Signs ``/results/<name>`` paths until an absolute Unix ``Expires`` time."""
+
+    def __init__(self) -> None:
+        self._secret = secrets.token_bytes(32)
+
+    def sign(self, name: str, expires: int) -> str:
+        """The path and query of a result URL (prefix it with the server's origin)."""
+        query = urlencode({"Expires": expires, "Signature": self._signature(name, expires)})
+        return f"/results/{name}?{query}"
+
+    def refusal(self, name: str, expires: str | None, signature: str | None) -> Response | None:
+        """``None`` when the URL is genuine and current, else the OSS-style 403 to answer with."""
+        if not expires or not expires.isdigit() or not signature:
+            return oss_error(403, "AccessDenied", "Request has no valid signature or expiry.")
+        if not hmac.compare_digest(signature, self._signature(name, int(expires))):
+            return oss_error(
+                403, "SignatureDoesNotMatch", "The request signature we calculated does not match."
+            )
+        if int(expires) < time.time():
+            return oss_error(403, "AccessDenied", "Request has expired.")
+        return None
+
+    def _signature(self, name: str, expires: int) -> str:
+        digest = hmac.new(self._secret, f"GET\n{expires}\n/results/{name}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def oss_error(status: int, code: str, message: str) -> Response:
+    """An OSS-style XML error document."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error>\n  <Code>{code}</Code>\n  <Message>{message}</Message>\n"
+        f"  <RequestId>{new_id()}</RequestId>\n  <HostId>dashscope-emulator</HostId>\n</Error>\n"
+    )
+    return Response(body, status_code=status, media_type="application/xml")
