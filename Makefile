@@ -24,6 +24,12 @@ bench: $(STAMP)          ## benchmarks against the naive approach; prints a tabl
 
 install: $(STAMP)
 
+package: $(STAMP)        ## build/outpaint-fc.zip: handler + outpaint + manylinux CPython 3.12 dependencies
+	$(PY) deploy/package.py
+
+deploy: package          ## s deploy -y with credentials from the environment (see docs/deploy.md)
+	PYTHON=$(abspath $(PY)) deploy/deploy.sh
+
 # crcmod (oss2) and crcmod-plus (alibabacloud-oss-v2) install the same import package; crcmod-plus is
 # API-compatible and ships a compiled wheel, so it is reinstalled last to leave one intact copy.
 $(STAMP): pyproject.toml
