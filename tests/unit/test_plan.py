@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from outpaint import config
@@ -9,6 +11,7 @@ from outpaint.errors import PlanError
 from outpaint.plan import (
     ERROR_CODES,
     GRAVITIES,
+    KEYS,
     Finish,
     ImageFacts,
     PlanDefaults,
@@ -338,3 +341,11 @@ def test_refusals_name_key_value_and_limit(meta, facts, code, fragments):
 
 def test_every_error_code_has_a_refusal_example():
     assert set(ERROR_CODES) == {code for _, _, code, _ in REFUSALS if code}
+
+
+def test_docs_list_every_code_and_key():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "metadata.md").read_text(encoding="utf-8")
+    for code in ERROR_CODES:
+        assert f"| `{code}` |" in docs, code
+    for key in KEYS:
+        assert key.removeprefix("outpaint-") in docs, key
