@@ -35,7 +35,10 @@ __all__ = [
     "Plan",
     "PlanDefaults",
     "Variant",
+    "near_ratio",
+    "place",
     "plan_upload",
+    "ratio_canvas",
     "rotated_size",
     "user_metadata",
 ]
@@ -394,12 +397,18 @@ def _expansion_drafts(
     offset_keys = [key for key in ("outpaint-offsets", *SIDE_KEYS) if key in meta]
     if ratio_key in meta or "outpaint-size" in meta:
         winner, losers = "ratio/size", [key for key in ("outpaint-scale", *offset_keys) if key in meta]
+        ratios, sizes = _items(meta.get(ratio_key, "")), _items(meta.get("outpaint-size", ""))
+        if len(ratios) + len(sizes) > MAX_VARIANTS:
+            key = ratio_key if ratio_key in meta else "outpaint-size"
+            raise _refuse(
+                "plan.too_many_variants", key, meta[key], f"at most {MAX_VARIANTS} variants per upload"
+            )
         drafts = []
-        for text in _items(meta.get(ratio_key, "")):
+        for text in ratios:
             a, b = _parse_ratio(ratio_key, text)
             api = (a, b) in API_RATIOS and gravity == "center"
             drafts.append(_aspect_draft(f"{a}x{b}", ratio_key, text, (a, b), size, gravity=gravity, api=api))
-        for text in _items(meta.get("outpaint-size", "")):
+        for text in sizes:
             w, h = _parse_size("outpaint-size", text)
             draft = _aspect_draft(
                 f"{w}x{h}", "outpaint-size", text, _reduce(w, h), size, gravity=gravity, api=False
@@ -520,13 +529,6 @@ def _variants(
     """Check each draft against the limits and turn it into a uniquely named Variant."""
     variants: dict[str, Variant] = {}
     for draft in drafts:
-        if len(variants) >= MAX_VARIANTS:
-            raise _refuse(
-                "plan.too_many_variants",
-                draft.key,
-                draft.value,
-                f"at most {MAX_VARIANTS} variants per upload",
-            )
         _check_limits(draft, size, bool(common["limit_image_size"]))
         variant = Variant(
             name=draft.name,
