@@ -70,7 +70,9 @@ def _meta_pair(text: str) -> tuple[str, str]:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Dry run: the variants (or the refusal) an image and its metadata produce."
+    )
     parser.add_argument("image", type=Path, metavar="IMAGE_FILE")
     parser.add_argument(
         "--meta",
