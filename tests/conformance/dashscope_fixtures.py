@@ -13,11 +13,12 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from outpaint.local.dashscope import DashScopeEmulator
+from outpaint.local.dashscope import DashScopeEmulator, Settings
 
 KEY = "sk-local"
 SUBMIT_PATH = "/services/aigc/image2image/out-painting"
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"}
+DEFAULTS = {name: value for name, value in vars(Settings()).items() if name != "seed"}
 
 
 def make_image(width: int = 1000, height: int = 1000, fmt: str = "JPEG", mode: str = "RGB") -> bytes:
@@ -72,20 +73,27 @@ def images() -> Iterator[ImageServer]:
     server.server.shutdown()
 
 
+FAST = {"api_keys": [KEY], "task_seconds": (0.05, 0.1), "seed": 0, "qps": 1000.0, "query_qps": 1000.0}
+
+
+@pytest.fixture(scope="session")
+def shared_emulator() -> Iterator[DashScopeEmulator]:
+    """One server for the whole session (a restart costs ~0.2 s); tests reset and configure it."""
+    with DashScopeEmulator(**FAST) as emu:
+        yield emu
+
+
 @pytest.fixture
-def emulator_factory() -> Iterator[Callable[..., DashScopeEmulator]]:
-    """Start emulators with fast defaults (sub-second tasks, generous quotas); all stopped at the end."""
-    started: list[DashScopeEmulator] = []
+def emulator_factory(shared_emulator: DashScopeEmulator) -> Callable[..., DashScopeEmulator]:
+    """Reset the shared emulator to fast defaults (sub-second tasks, generous quotas) plus ``knobs``."""
 
-    def start(**knobs: Any) -> DashScopeEmulator:
-        settings = {"api_keys": [KEY], "task_seconds": (0.05, 0.1), "seed": 0, "qps": 1000, "query_qps": 1000}
-        emu = DashScopeEmulator(**{**settings, **knobs}).start()
-        started.append(emu)
-        return emu
+    def configure(**knobs: Any) -> DashScopeEmulator:
+        shared_emulator.reset()
+        shared_emulator.configure(**{**DEFAULTS, **FAST, **knobs})
+        shared_emulator.reset()  # restart the draws under the new settings
+        return shared_emulator
 
-    yield start
-    for emu in started:
-        emu.stop()
+    return configure
 
 
 @pytest.fixture
