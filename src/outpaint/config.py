@@ -17,9 +17,9 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from outpaint.errors import ConfigError
+from outpaint.plan import GRAVITIES
 
 ENV_PREFIX = "OUTPAINT_"
-GRAVITIES = ("center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest")
 
 
 def _env(name: str, *platform_names: str) -> AliasChoices:
@@ -283,3 +283,18 @@ def load_settings(**overrides: object) -> Settings:
 def get_settings() -> Settings:
     """The instance-wide Settings, read once (FC reuses warm instances)."""
     return load_settings()
+
+
+def settings_table() -> str:
+    """The README's settings table (Markdown), generated from the field descriptions."""
+    rows = ["| Environment variable | Default | Meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        env_names = [ENV_PREFIX + name.upper()]
+        if isinstance(info.validation_alias, AliasChoices):
+            env_names = [str(choice) for choice in info.validation_alias.choices]
+        default = None if info.is_required() else info.default
+        if isinstance(default, list):
+            default = ",".join(default)
+        shown = "**required**" if info.is_required() else "*(unset)*" if default is None else f"`{default}`"
+        rows.append(f"| {' / '.join(f'`{n}`' for n in env_names)} | {shown} | {info.description} |")
+    return "\n".join(rows)

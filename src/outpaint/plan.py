@@ -45,7 +45,6 @@ __all__ = [
 
 HEADER_PREFIX = "x-oss-meta-"
 META_PREFIX = "outpaint-"
-# Same as outpaint.config.GRAVITIES: plan.py imports nothing of ours but errors (a test keeps them equal).
 GRAVITIES = ("center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest")
 
 API_RATIOS = frozenset({(1, 1), (3, 4), (4, 3), (9, 16), (16, 9)})

@@ -10,10 +10,10 @@ from urllib.parse import unquote
 
 import pytest
 from PIL import Image
-
-from outpaint.store import JobStore, State
 from tests.support.images import photo, size_of
 from tests.support.stack import running_stack
+
+from outpaint.store import JobStore, State
 
 
 @pytest.fixture

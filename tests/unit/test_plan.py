@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from outpaint import config
 from outpaint.errors import PlanError
 from outpaint.plan import (
     ERROR_CODES,
-    GRAVITIES,
     KEYS,
     Finish,
     ImageFacts,
@@ -264,10 +262,6 @@ def test_digest_is_stable_and_covers_parameters_and_finish():
     assert len(a.digest()) == 64
     assert a.digest() != b.model_copy(update={"finish": Finish(width=1200, height=627)}).digest()
     assert a.digest() != only({"outpaint-size": "1200x629"}, PHOTO).digest()
-
-
-def test_gravities_match_settings():
-    assert GRAVITIES == config.GRAVITIES
 
 
 def test_plan_defaults_validate_gravity():
