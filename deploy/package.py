@@ -3,7 +3,8 @@
     python deploy/package.py [--python-version 3.12] [--out build/outpaint-fc.zip]
 
 The zip's root holds ``handler.py`` (FC handler ``handler.on_upload`` / ``handler.on_tick``), the
-``outpaint`` package without ``outpaint/local`` (the emulators; nothing in production imports them),
+``outpaint`` package without ``outpaint/local`` (the emulators) and the operator CLI (``outpaint/cli``,
+``__main__``): nothing on the handlers' import path uses them (the smoke test proves it),
 the custom-runtime ``bootstrap``, and the runtime dependencies of pyproject's ``[project]
 dependencies`` installed for manylinux x86_64 and the target CPython, binary wheels only (no build
 step runs for the target). No test dependencies, no ``__pycache__``/``*.pyc``.
@@ -44,7 +45,9 @@ REPLACED = {"crcmod": "crcmod-plus==2.3.6"}  # sdist with a C extension -> binar
 # glibc: FC python3.12 is Debian 11 (2.31), python3.10 Debian 10 (2.28). Pillow 13 ships only
 # manylinux_2_27/2_28 wheels, so manylinux2014 alone would not find it; 2_28 is the highest both take.
 PLATFORMS = ["manylinux2014_x86_64"] + [f"manylinux_2_{v}_x86_64" for v in (17, 24, 26, 27, 28)]
-EXCLUDED_PACKAGES = {"local"}  # outpaint.local: emulators + local FC runner, never imported in production
+# Never imported by handler.py's code path: outpaint.local (emulators, local FC runner) and the
+# operator CLI (outpaint.cli, `python -m outpaint`), which runs on a workstation, not in FC.
+EXCLUDED_PACKAGES = {"local", "cli", "__main__.py"}
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
