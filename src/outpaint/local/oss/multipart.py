@@ -1,0 +1,168 @@
+"""Multipart upload: Initiate, UploadPart, Complete, Abort, ListParts, ListMultipartUploads."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from . import xmlio
+from .buckets import encoder, xml_response
+from .context import Call
+from .errors import OssError
+from .objects import attrs_from, check_creatable, write_result
+from .storage import MAX_PART_NUMBER
+from .wire import iso_time, quoted_etag
+
+MAX_PARTS_LISTED = 1000
+MAX_UPLOADS_LISTED = 1000
+_MAX_COMPLETE_BODY = 4 * 1024 * 1024
+
+
+async def initiate(call: Call) -> Response:
+    attrs = attrs_from(call.headers)
+    await run_in_threadpool(check_creatable, call, call.flag("x-oss-forbid-overwrite"))
+    upload = await run_in_threadpool(call.storage.create_upload, call.bucket_name, call.object_key, attrs)
+    call.publish_upload_step("InitiateMultipartUpload", call.object_key)
+    enc = encoder(call)
+    return xml_response(
+        "InitiateMultipartUploadResult",
+        [
+            ("Bucket", call.bucket_name),
+            ("Key", enc(call.object_key)),
+            ("UploadId", upload.upload_id),
+            ("EncodingType", call.param("encoding-type") or None),
+        ],
+    )
+
+
+async def upload_part(call: Call) -> Response:
+    upload_id = call.param("uploadId", "") or ""
+    number = call.param("partNumber", "") or ""
+    if not number.isdigit() or not 1 <= int(number) <= MAX_PART_NUMBER:
+        raise OssError("InvalidArgument", f"partNumber must be between 1 and {MAX_PART_NUMBER}.")
+    await run_in_threadpool(call.storage.upload, call.bucket_name, call.object_key, upload_id)
+    writer = await call.receive()
+    part = await run_in_threadpool(
+        call.storage.put_part, call.bucket_name, call.object_key, upload_id, int(number), writer
+    )
+    call.publish_upload_step("UploadPart", call.object_key, part.size, part.etag)
+    return Response(headers={"ETag": quoted_etag(part.etag), "x-oss-hash-crc64ecma": str(part.crc64)})
+
+
+async def complete(call: Call) -> Response:
+    upload_id = call.param("uploadId", "") or ""
+    body = await call.read_body(_MAX_COMPLETE_BODY)
+    requested = None if call.headers.get("x-oss-complete-all") == "yes" else _requested_parts(body)
+    record, previous = await run_in_threadpool(
+        partial(
+            call.storage.complete_upload,
+            call.bucket_name,
+            call.object_key,
+            upload_id,
+            requested,
+            forbid_overwrite=call.flag("x-oss-forbid-overwrite"),
+        )
+    )
+    call.publish_created("CompleteMultipartUpload", record, previous)
+    enc = encoder(call)
+    host = call.headers.get("host", "")
+    return xml_response(
+        "CompleteMultipartUploadResult",
+        [
+            ("EncodingType", call.param("encoding-type") or None),
+            ("Location", f"http://{host}/{call.bucket_name}/{enc(call.object_key)}"),
+            ("Bucket", call.bucket_name),
+            ("Key", enc(call.object_key)),
+            ("ETag", quoted_etag(record.etag)),
+        ],
+        headers=write_result(record),
+    )
+
+
+async def abort(call: Call) -> Response:
+    await run_in_threadpool(
+        call.storage.abort_upload, call.bucket_name, call.object_key, call.param("uploadId", "") or ""
+    )
+    call.publish_upload_step("AbortMultipartUpload", call.object_key)
+    return Response(status_code=204)
+
+
+async def list_parts(call: Call) -> Response:
+    upload_id = call.param("uploadId", "") or ""
+    max_parts = call.int_param("max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED)
+    marker = call.int_param("part-number-marker", 0, MAX_PART_NUMBER)
+    upload = await run_in_threadpool(call.storage.upload, call.bucket_name, call.object_key, upload_id)
+    numbers = [n for n in sorted(upload.parts) if n > marker]
+    shown, truncated = numbers[:max_parts], len(numbers) > max_parts
+    parts = [
+        (
+            "Part",
+            [
+                ("PartNumber", n),
+                ("LastModified", iso_time(upload.parts[n].last_modified)),
+                ("ETag", quoted_etag(upload.parts[n].etag)),
+                ("HashCrc64ecma", upload.parts[n].crc64),
+                ("Size", upload.parts[n].size),
+            ],
+        )
+        for n in shown
+    ]
+    enc = encoder(call)
+    return xml_response(
+        "ListPartsResult",
+        [
+            ("Bucket", call.bucket_name),
+            ("Key", enc(call.object_key)),
+            ("UploadId", upload_id),
+            ("PartNumberMarker", marker),
+            ("NextPartNumberMarker", shown[-1] if shown else marker),
+            ("MaxParts", max_parts),
+            ("IsTruncated", truncated),
+            *parts,
+        ],
+    )
+
+
+async def list_uploads(call: Call) -> Response:
+    """ListMultipartUploads with prefix, key-marker and max-uploads (delimiter is not emulated)."""
+    prefix = call.param("prefix") or ""
+    key_marker = call.param("key-marker") or ""
+    max_uploads = call.int_param("max-uploads", MAX_UPLOADS_LISTED, MAX_UPLOADS_LISTED)
+    uploads = await run_in_threadpool(call.storage.uploads, call.bucket_name)
+    matching = [u for u in uploads if u.key.startswith(prefix) and u.key > key_marker]
+    shown, truncated = matching[:max_uploads], len(matching) > max_uploads
+    enc = encoder(call)
+    entries = [
+        ("Upload", [("Key", enc(u.key)), ("UploadId", u.upload_id), ("Initiated", iso_time(u.initiated))])
+        for u in shown
+    ]
+    return xml_response(
+        "ListMultipartUploadsResult",
+        [
+            ("Bucket", call.bucket_name),
+            ("EncodingType", call.param("encoding-type") or None),
+            ("KeyMarker", enc(key_marker)),
+            ("UploadIdMarker", ""),
+            ("NextKeyMarker", enc(shown[-1].key) if truncated else ""),
+            ("NextUploadIdMarker", shown[-1].upload_id if truncated else ""),
+            ("Prefix", enc(prefix)),
+            ("MaxUploads", max_uploads),
+            ("IsTruncated", truncated),
+            *entries,
+        ],
+    )
+
+
+def _requested_parts(body: bytes) -> list[tuple[int, str]]:
+    root = xmlio.parse(body)
+    if root.tag != "CompleteMultipartUpload":
+        raise OssError("MalformedXML")
+    parts = []
+    for node in root.findall("Part"):
+        number = xmlio.text(node, "PartNumber")
+        if not number.isdigit():
+            raise OssError("MalformedXML", "Every Part needs a numeric PartNumber.")
+        parts.append((int(number), xmlio.text(node, "ETag")))
+    return parts

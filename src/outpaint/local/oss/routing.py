@@ -1,0 +1,122 @@
+"""Which operation a request is: method + addressing level + sub-resources, as OSS dispatches them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.responses import Response
+
+from . import buckets, multipart, objects, postobject
+from .auth import V1_SUBRESOURCES
+from .context import Call
+from .errors import OssError
+
+# What an anonymous caller needs from the bucket ACL; SELF operations authenticate themselves.
+READ, WRITE, OWNER, SELF = "read", "write", "owner", "self"
+
+# Sub-resources the emulated operations understand; any other OSS sub-resource is refused with 501
+# instead of being silently served as a plain object or bucket request.
+_UNDERSTOOD = frozenset(
+    {
+        "acl",
+        "uploads",
+        "location",
+        "delete",
+        "objectMeta",
+        "uploadId",
+        "partNumber",
+        "security-token",
+        "x-oss-process",
+        "continuation-token",
+        "bucketInfo",
+    }
+    | {name for name in V1_SUBRESOURCES if name.startswith("response-")}
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    handler: Callable[[Call], Awaitable[Response]]
+    access: str
+
+
+async def _not_emulated(call: Call) -> Response:
+    raise OssError("NotImplemented")
+
+
+def _has(name: str) -> Callable[[Call], bool]:
+    return lambda call: call.has(name)
+
+
+def _header(name: str) -> Callable[[Call], bool]:
+    return lambda call: name in call.headers
+
+
+def _list_v2(call: Call) -> bool:
+    return call.param("list-type") == "2"
+
+
+def _form(call: Call) -> bool:
+    return call.headers.get("content-type", "").startswith("multipart/form-data")
+
+
+def _part_copy(call: Call) -> bool:
+    return call.has("uploadId") and "x-oss-copy-source" in call.headers
+
+
+def _always(call: Call) -> bool:
+    return True
+
+
+# (level, method, condition, operation): the first matching rule wins. Level is where the request
+# points: "service" (no bucket), "bucket" (no key) or "object"; method "*" matches any method.
+_RULES: list[tuple[str, str, Callable[[Call], bool], Operation]] = [
+    ("service", "GET", _always, Operation("ListBuckets", buckets.list_buckets, OWNER)),
+    ("bucket", "GET", _has("acl"), Operation("GetBucketAcl", buckets.get_bucket_acl, OWNER)),
+    ("bucket", "GET", _has("bucketInfo"), Operation("GetBucketInfo", buckets.get_bucket_info, OWNER)),
+    ("bucket", "GET", _has("location"), Operation("GetBucketLocation", buckets.get_bucket_location, OWNER)),
+    ("bucket", "GET", _has("uploads"), Operation("ListMultipartUploads", multipart.list_uploads, READ)),
+    ("bucket", "GET", _list_v2, Operation("ListObjectsV2", buckets.list_objects, READ)),
+    ("bucket", "GET", _always, Operation("ListObjects", buckets.list_objects, READ)),
+    ("bucket", "PUT", _has("acl"), Operation("PutBucketAcl", buckets.put_bucket_acl, OWNER)),
+    ("bucket", "PUT", _always, Operation("PutBucket", buckets.put_bucket, OWNER)),
+    ("bucket", "DELETE", _always, Operation("DeleteBucket", buckets.delete_bucket, OWNER)),
+    (
+        "bucket",
+        "POST",
+        _has("delete"),
+        Operation("DeleteMultipleObjects", buckets.delete_multiple_objects, WRITE),
+    ),
+    ("bucket", "POST", _form, Operation("PostObject", postobject.post_object, SELF)),
+    ("object", "*", _has("acl"), Operation("ObjectAcl", _not_emulated, OWNER)),
+    ("object", "GET", _has("uploadId"), Operation("ListParts", multipart.list_parts, READ)),
+    ("object", "GET", _has("x-oss-process"), Operation("ProcessObject", objects.process_object, READ)),
+    ("object", "GET", _always, Operation("GetObject", objects.get_object, READ)),
+    ("object", "HEAD", _has("objectMeta"), Operation("GetObjectMeta", objects.get_object_meta, READ)),
+    ("object", "HEAD", _always, Operation("HeadObject", objects.head_object, READ)),
+    ("object", "PUT", _part_copy, Operation("UploadPartCopy", _not_emulated, WRITE)),
+    ("object", "PUT", _has("uploadId"), Operation("UploadPart", multipart.upload_part, WRITE)),
+    ("object", "PUT", _header("x-oss-copy-source"), Operation("CopyObject", objects.copy_object, WRITE)),
+    ("object", "PUT", _always, Operation("PutObject", objects.put_object, WRITE)),
+    ("object", "DELETE", _has("uploadId"), Operation("AbortMultipartUpload", multipart.abort, WRITE)),
+    ("object", "DELETE", _always, Operation("DeleteObject", objects.delete_object, WRITE)),
+    ("object", "POST", _has("uploads"), Operation("InitiateMultipartUpload", multipart.initiate, WRITE)),
+    ("object", "POST", _has("uploadId"), Operation("CompleteMultipartUpload", multipart.complete, WRITE)),
+]
+
+
+def resolve(call: Call) -> Operation:
+    """The operation for ``call``, or NotImplemented / MethodNotAllowed."""
+    unknown = sorted(name for name, _ in call.query if name in V1_SUBRESOURCES and name not in _UNDERSTOOD)
+    if unknown:
+        raise OssError("NotImplemented", f"The ?{unknown[0]} sub-resource is not emulated.")
+    level = "service" if call.bucket is None else "bucket" if call.key is None else "object"
+    method = call.request.method
+    for rule_level, rule_method, condition, operation in _RULES:
+        if rule_level == level and rule_method in (method, "*") and condition(call):
+            if operation.handler is _not_emulated:
+                raise OssError("NotImplemented", f"{operation.name} is not emulated.")
+            return operation
+    raise OssError("MethodNotAllowed", f"{method} is not supported on this resource.")
