@@ -52,7 +52,9 @@ class DashScopeEmulator:
         """Bind, serve on a daemon thread, and return once the port answers."""
         if self._thread is not None:
             raise RuntimeError("emulator already started")
-        sock = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET)
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        # An explicit IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections (no 40 ms stalls).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
         self._port = sock.getsockname()[1]
