@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,6 +35,30 @@ def parse_range(value: Any) -> Range:
     return (low, high)
 
 
+_FLOATS = (
+    "qps",
+    "query_qps",
+    "fail_rate",
+    "retention_seconds",
+    "result_url_seconds",
+    "throttle_rate",
+    "error_rate",
+    "download_timeout",
+)
+_INTS = ("concurrency", "seed", "max_download_bytes")
+
+
+def _number(name: str, value: Any, kind: type[float] | type[int]) -> Any:
+    """``value`` as ``kind`` (JSON and flags may deliver strings or integral floats)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or (kind is int and number != int(number)):
+        raise ValueError(f"{name} must be a finite {kind.__name__}, got {value!r}")
+    return kind(number) if kind is float else int(number)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the emulator; see docs/dashscope-emulator.md for what each one does."""
@@ -59,17 +84,24 @@ class Settings:
         fix(self, "api_keys", tuple(k for k in (self.api_keys or ()) if k))
         fix(self, "task_seconds", parse_range(self.task_seconds))
         fix(self, "latency", parse_range(self.latency))
-        for name in ("qps", "query_qps", "retention_seconds", "download_timeout"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.result_url_seconds is not None and not self.result_url_seconds > 0:
-            raise ValueError(f"result_url_seconds must be > 0, got {self.result_url_seconds!r}")
+        for name in _FLOATS:
+            value = getattr(self, name)
+            if value is not None:
+                fix(self, name, _number(name, value, float))
+        for name in _INTS:
+            value = getattr(self, name)
+            if value is not None:
+                fix(self, name, _number(name, value, int))
+        for name in ("qps", "query_qps", "retention_seconds", "download_timeout", "result_url_seconds"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
         for name in ("fail_rate", "throttle_rate", "error_rate"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+            if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)!r}")
-        if int(self.concurrency) < 1:
+        if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency!r}")
-        if int(self.max_download_bytes) < 1:
+        if self.max_download_bytes < 1:
             raise ValueError(f"max_download_bytes must be >= 1, got {self.max_download_bytes!r}")
         if self.over_concurrency not in ("queue", "reject"):
             raise ValueError(f"over_concurrency must be 'queue' or 'reject', got {self.over_concurrency!r}")
