@@ -248,8 +248,11 @@ class _PollerRun:
             queued, in_flight = self._collect()
             for job in in_flight:
                 self._guard(job, self._advance_in_flight)
+            # Jobs sent back to the queue by a retry join the others in FIFO order.
+            queued = sorted(
+                (j for j in queued + in_flight if j.state is State.QUEUED), key=lambda j: j.marker_name
+            )
             in_flight = [j for j in in_flight if j.state in IN_FLIGHT_STATES]
-            queued = [j for j in queued if j.state is State.QUEUED]
             self._admit(queued, len(in_flight))
             in_flight += [j for j in queued if j.state in IN_FLIGHT_STATES]
             queued = [j for j in queued if j.state is State.QUEUED]
