@@ -22,8 +22,12 @@ MAX_DELETE_KEYS = 1000
 _MAX_XML_BODY = 2 * 1024 * 1024
 
 
-def xml_response(root: str, children: list[xmlio.Node], headers: dict[str, str] | None = None) -> Response:
-    return Response(xmlio.render(root, children), media_type="application/xml", headers=headers)
+def xml_response(
+    root: str, children: list[xmlio.Node], headers: dict[str, str] | None = None, status: int = 200
+) -> Response:
+    return Response(
+        xmlio.render(root, children), status_code=status, media_type="application/xml", headers=headers
+    )
 
 
 def owner(call: Call) -> list[xmlio.Node]:

@@ -62,6 +62,7 @@ async def post_object(call: Call) -> Response:
                 ("ETag", quoted_etag(record.etag)),
             ],
             headers=headers,
+            status=201,
         )
     return Response(status_code=200 if status == "200" else 204, headers=headers)
 
