@@ -13,6 +13,8 @@ from collections.abc import Sequence
 # command name -> (module under outpaint.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "dry run: print the variants an image + metadata would produce"),
+    "local": ("local", "local up: run the emulated OSS + DashScope + FC stack (no cloud account)"),
+    "demo": ("demo", "the end-to-end demo on the local stack (`make run`): sample images in, gallery out"),
 }
 
 

@@ -1,0 +1,352 @@
+"""`outpaint demo` (`make run`): the main job end to end on the local stack, no cloud account needed.
+
+Starts the OSS emulator, the DashScope emulator and the FC runner on free ports, uploads the sample images
+(drawn at run time, each with different ``outpaint-*`` metadata) with plain oss2, follows every job as the
+real handlers move it, then writes ``demo-output/``: the sources, the results, ``index.html`` (a
+before/after gallery) and ``contact-sheet.png``. Exits 0 only when every good upload is DONE with the
+planned geometry and the bad one is REJECTED with the expected reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import io
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from outpaint.cli.local import add_stack_arguments, config_from
+from outpaint.local.logs import LogSink
+from outpaint.local.samples import Sample, demo_samples
+from outpaint.local.stack import LocalStack
+
+if TYPE_CHECKING:
+    import oss2
+
+    from outpaint.store import JobRecord, JobStore
+
+TERMINAL = ("DONE", "FAILED", "REJECTED", "EXPIRED", "SKIPPED")
+THUMB = 300
+
+
+@dataclass
+class Tracked:
+    """One uploaded sample and the jobs the pipeline made of it."""
+
+    sample: Sample
+    key: str
+    uploaded_at: float
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+
+    @property
+    def settled(self) -> bool:
+        return bool(self.jobs) and all(job.state.value in TERMINAL for job in self.jobs.values())
+
+
+# --- following the jobs ---------------------------------------------------------------------------
+def upload_all(bucket: oss2.Bucket, samples: list[Sample], prefix: str) -> list[Tracked]:
+    tracked = []
+    for sample in samples:
+        key = f"{prefix}demo/{sample.name}"
+        headers = {f"x-oss-meta-outpaint-{name}": value for name, value in sample.metadata.items()}
+        bucket.put_object(key, sample.data, headers=headers)
+        tracked.append(Tracked(sample, key, time.time()))
+    return tracked
+
+
+def refresh(store: JobStore, tracked: list[Tracked]) -> list[str]:
+    """Reload every job of every source; returns one line per state change."""
+    changes = []
+    for item in tracked:
+        for job_id in store.job_ids_for_source(item.key):
+            before = item.jobs.get(job_id)
+            if before is not None and before.state.value in TERMINAL:
+                continue
+            job = store.load(job_id)
+            if job is None or (before is not None and before.state == job.state):
+                continue
+            item.jobs[job_id] = job
+            was = before.state.value if before else "new"
+            changes.append(
+                f"  +{time.time() - item.uploaded_at:5.1f}s  {item.sample.name:<16} {job.variant_name:<9} "
+                f"{was} -> {job.state.value}{_reason(job)}"
+            )
+    return changes
+
+
+def _reason(job: JobRecord) -> str:
+    return f"  ({job.error_code}: {job.error_message})" if job.error_code else ""
+
+
+def follow(store: JobStore, tracked: list[Tracked], deadline: float, out: TextIO) -> None:
+    """Print progress until every source is settled or ``deadline`` passes."""
+    live = out.isatty()
+    drawn = 0
+    while time.time() < deadline:
+        changes = refresh(store, tracked)
+        if live:
+            table = render_table(tracked, header=False)
+            out.write(f"\x1b[{drawn}F\x1b[J" if drawn else "")
+            out.write(table + "\n")
+            drawn = table.count("\n") + 1
+        else:
+            for line in changes:
+                out.write(line + "\n")
+        out.flush()
+        if all(item.settled for item in tracked):
+            return
+        time.sleep(0.25)
+
+
+# --- checking and reporting -----------------------------------------------------------------------
+def expected_size(job: JobRecord) -> tuple[int, int] | None:
+    """The plan's final geometry: the local finish size when there is one, else the API output size."""
+    if job.finish:
+        return job.finish["width"], job.finish["height"]
+    if job.output_width and job.output_height:
+        return job.output_width, job.output_height
+    return None
+
+
+def actual_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def check(item: Tracked, outputs: dict[str, bytes]) -> list[str]:
+    """What is wrong with one source's outcome (empty: as expected)."""
+    name, jobs = item.sample.name, list(item.jobs.values())
+    if not jobs:
+        return [f"{name}: no job was created"]
+    if item.sample.rejected_code:
+        codes = [job.error_code for job in jobs if job.state.value == "REJECTED"]
+        if codes != [item.sample.rejected_code] or len(jobs) != 1:
+            states = ", ".join(f"{j.state.value} {j.error_code or ''}".strip() for j in jobs)
+            return [f"{name}: expected REJECTED {item.sample.rejected_code}, got {states}"]
+        return []
+    problems = []
+    for job in jobs:
+        if job.state.value != "DONE":
+            problems.append(f"{name} [{job.variant_name}]: {job.state.value}{_reason(job)}")
+            continue
+        want, data = expected_size(job), outputs.get(job.job_id)
+        got = actual_size(data) if data else None
+        if got is None or got != want:
+            problems.append(f"{name} [{job.variant_name}]: output {got}, planned {want}")
+    return problems
+
+
+def _seconds(job: JobRecord) -> str:
+    ends = [entry.at for entry in job.history if entry.state.value in TERMINAL]
+    return f"{ends[-1] - job.created_at:.1f}s" if ends else "-"
+
+
+def _request(item: Tracked) -> str:
+    return " ".join(f"{name}={value}" for name, value in item.sample.metadata.items())
+
+
+def render_table(tracked: list[Tracked], *, header: bool = True) -> str:
+    """source | request | variant | state | output size | time, one row per job."""
+    rows = [("source", "request", "variant", "state", "output", "time")]
+    for item in tracked:
+        jobs = sorted(item.jobs.values(), key=lambda j: j.variant_name) or [None]
+        for job in jobs:
+            if job is None:
+                rows.append((item.sample.name, _request(item), "-", "uploaded", "-", "-"))
+                continue
+            size = expected_size(job)
+            output = f"{size[0]}x{size[1]}" if size and job.state.value == "DONE" else (job.error_code or "-")
+            rows.append(
+                (item.sample.name, _request(item), job.variant_name, job.state.value, output, _seconds(job))
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    if header:
+        lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def download(bucket: oss2.Bucket, tracked: list[Tracked], folder: Path) -> dict[str, bytes]:
+    """Save sources and results under ``folder``; returns the result bytes by job id."""
+    outputs: dict[str, bytes] = {}
+    (folder / "sources").mkdir(parents=True)
+    (folder / "results").mkdir()
+    for item in tracked:
+        (folder / "sources" / item.sample.name).write_bytes(item.sample.data)
+        for job in item.jobs.values():
+            if job.state.value == "DONE" and job.output_key:
+                data = bucket.get_object(job.output_key).read()
+                outputs[job.job_id] = data
+                (folder / "results" / Path(job.output_key).name).write_bytes(data)
+    return outputs
+
+
+def write_gallery(tracked: list[Tracked], folder: Path) -> None:
+    """index.html: each source beside its results, with the request and the sizes (relative paths)."""
+    rows = []
+    for item in tracked:
+        w, h = item.sample.size
+        cells = [_figure(f"sources/{item.sample.name}", f"source {w}x{h}", item.sample.shows)]
+        for job in sorted(item.jobs.values(), key=lambda j: j.variant_name):
+            if job.state.value == "DONE" and job.output_key:
+                size = expected_size(job) or (0, 0)
+                cells.append(
+                    _figure(
+                        f"results/{Path(job.output_key).name}",
+                        f"{job.variant_name}",
+                        f"{size[0]}x{size[1]} in {_seconds(job)}",
+                    )
+                )
+            else:
+                cells.append(
+                    f'<div class="refused"><b>{html.escape(job.state.value)}</b><br>'
+                    f"{html.escape(job.error_code or '')}<br>{html.escape(job.error_message or '')}</div>"
+                )
+        rows.append(
+            f"<section><h2>{html.escape(item.sample.name)} <code>{html.escape(_request(item))}</code>"
+            f'</h2><div class="row">{"".join(cells)}</div></section>'
+        )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>outpaint demo</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; background: #1d1f24; color: #e8e8e8; margin: 24px; }}
+h1 {{ font-weight: 600; }} h2 {{ font-size: 15px; margin: 18px 0 8px; }}
+code {{ color: #9fd3ff; font-weight: normal; margin-left: 8px; }}
+.row {{ display: flex; gap: 16px; align-items: flex-end; flex-wrap: wrap; }}
+figure {{ margin: 0; }} figure img {{ max-height: 220px; max-width: 420px; border: 1px solid #444; }}
+figcaption {{ color: #aaa; font-size: 12px; }}
+.refused {{ border: 1px dashed #d66; color: #f99; padding: 12px; max-width: 320px; }}
+</style></head><body>
+<h1>outpaint demo: before → after</h1>
+<p>Sources on the left, out-painted results on the right (DashScope emulator; the same handlers as in FC).</p>
+{"".join(rows)}
+</body></html>
+"""
+    (folder / "index.html").write_text(page, encoding="utf-8")
+
+
+def _figure(src: str, title: str, caption: str) -> str:
+    return (
+        f'<figure><img src="{html.escape(src)}" alt="{html.escape(title)}"><figcaption>'
+        f"<b>{html.escape(title)}</b> {html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def write_contact_sheet(tracked: list[Tracked], outputs: dict[str, bytes], path: Path) -> None:
+    """One PNG: a row per source, the source first, then its results, each labelled."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=14)
+    rows = []
+    for item in tracked:
+        tiles = [(item.sample.data, f"{item.sample.name} (source)")]
+        for job in sorted(item.jobs.values(), key=lambda j: j.variant_name):
+            label = f"{job.variant_name}: {job.state.value}"
+            tiles.append(
+                (
+                    outputs.get(job.job_id, b""),
+                    label if job.job_id in outputs else f"{label} {job.error_code}",
+                )
+            )
+        rows.append(tiles)
+    columns = max(len(row) for row in rows)
+    pad, label_h = 10, 22
+    sheet = Image.new(
+        "RGB", (columns * (THUMB + pad) + pad, len(rows) * (THUMB + label_h + pad) + pad), "#1d1f24"
+    )
+    draw = ImageDraw.Draw(sheet)
+    for r, tiles in enumerate(rows):
+        for c, (data, label) in enumerate(tiles):
+            x, y = pad + c * (THUMB + pad), pad + r * (THUMB + label_h + pad)
+            if data:
+                with Image.open(io.BytesIO(data)) as image:
+                    thumb = image.convert("RGB")
+                    thumb.thumbnail((THUMB, THUMB))
+                    sheet.paste(thumb, (x, y))
+            else:
+                draw.rectangle((x, y, x + THUMB, y + THUMB), outline="#d66")
+            draw.text((x, y + THUMB + 4), label, fill="#e8e8e8", font=font)
+    sheet.save(path)
+
+
+# --- command --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="outpaint demo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=Path("demo-output"), help="where to write (default %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=80.0, help="give up after SECONDS (default %(default)s)"
+    )
+    add_stack_arguments(parser)
+    parser.set_defaults(task_seconds="1-3", tick_every=1.0)
+    return parser
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    import oss2
+
+    from outpaint.app import static_credentials
+    from outpaint.storage import Storage
+    from outpaint.store import JobStore
+
+    started = time.time()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="outpaint-demo-") as data_dir,
+        (args.out / "stack.log").open("w", encoding="utf-8") as log_file,
+    ):
+        config = config_from(args, data_dir=Path(data_dir), oss_port=0, dashscope_port=0, seed=0)
+        with LocalStack(config, LogSink(log_file)) as stack:
+            settings = stack.settings()
+            credentials = static_credentials(settings)
+            assert credentials is not None
+            store = JobStore(Storage(settings, credentials), settings.state_prefix)
+            bucket = oss2.Bucket(
+                oss2.Auth(credentials.access_key_id, credentials.access_key_secret),
+                stack.oss_endpoint,
+                settings.bucket,
+            )
+            samples = demo_samples()
+            out.write(
+                f"outpaint demo: local stack up in {time.time() - started:.1f}s (OSS {stack.oss_endpoint}, "
+                f"DashScope emulator {stack.dashscope_base_url}, logs in {args.out / 'stack.log'})\n"
+            )
+            out.write(
+                f"uploading {len(samples)} samples to {settings.bucket}/{settings.input_prefix}demo/ ...\n"
+            )
+            tracked = upload_all(bucket, samples, settings.input_prefix)
+            follow(store, tracked, started + args.timeout, out)
+            outputs = download(bucket, tracked, args.out)
+    write_gallery(tracked, args.out)
+    write_contact_sheet(tracked, outputs, args.out / "contact-sheet.png")
+    out.write("\n" + render_table(tracked) + "\n\n")
+    problems = [problem for item in tracked for problem in check(item, outputs)]
+    gallery = (args.out / "index.html").resolve()
+    out.write(f"wrote {args.out}/: sources/, results/, index.html (file://{gallery}), contact-sheet.png\n")
+    if problems:
+        out.write("demo FAILED:\n" + "".join(f"  - {p}\n" for p in problems))
+        return 1
+    good = sum(len(item.jobs) for item in tracked if not item.sample.rejected_code)
+    out.write(
+        f"demo OK in {time.time() - started:.1f}s: {good} results with the planned geometry, "
+        "1 upload refused as expected\n"
+    )
+    return 0
+
+
+def main(command: str, argv: Sequence[str]) -> int:
+    """`outpaint demo [flags]`."""
+    return run(build_parser().parse_args(argv), sys.stdout)
