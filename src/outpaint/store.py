@@ -7,6 +7,7 @@ Layout (the only place that knows it):
                                                and FIFO order is key order
     <state>/sources/<sha(key)>/<job_id>        jobs of a source object (for `outpaint jobs show KEY`)
     <state>/lease/<term>                       the poller lease; a new term is claimed create-if-absent
+    <state>/backfill/<sha(name)>.json          progress checkpoint of one `outpaint backfill` run
 
 Transitions write the record first, then the new marker, then delete the old marker. A crash between
 any two steps leaves a record that the poller's reconciliation (``reconcile_marker``) repairs.
@@ -19,6 +20,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from enum import Enum
 from typing import Any
 
@@ -41,6 +43,7 @@ class State(str, Enum):
 
 
 ACTIVE_STATES = (State.QUEUED, State.SUBMITTING, State.SUBMITTED)
+TERMINAL_STATES = (State.DONE, State.FAILED, State.REJECTED, State.EXPIRED, State.SKIPPED)
 IN_FLIGHT_STATES = (State.SUBMITTING, State.SUBMITTED)
 
 
@@ -152,8 +155,8 @@ class JobStore:
     def create(self, record: JobRecord) -> bool:
         """Claim ``record.job_id``: True when this call created it, False when it already existed.
 
-        On a duplicate the existing record's marker is (re)written, so a create that crashed between
-        the record and its marker is completed by the event's redelivery.
+        On a duplicate the existing record's index entry and marker are (re)written, so a create that
+        crashed between the record and them is completed by the event's redelivery.
         """
         try:
             self.storage.put(
@@ -165,11 +168,14 @@ class JobStore:
         except AlreadyExists:
             existing = self.load(record.job_id)
             if existing is not None:
-                self._put_marker(existing)
+                self._index_and_mark(existing)
             return False
-        self._put_marker(record)
-        self.storage.put(self.source_prefix(record.source_key) + record.job_id, b"")
+        self._index_and_mark(record)
         return True
+
+    def _index_and_mark(self, record: JobRecord) -> None:
+        self.storage.put(self.source_prefix(record.source_key) + record.job_id, b"")
+        self._put_marker(record)
 
     def load(self, job_id: str) -> JobRecord | None:
         try:
@@ -204,6 +210,29 @@ class JobStore:
             self.storage.delete(marker_key)
         return record
 
+    def job_ids(self, state: State, *, created_before: float | None = None) -> list[str]:
+        """Ids behind the markers of ``state``, oldest job first (one LIST); with ``created_before``
+        only jobs created before that time (read from the marker name, no GET)."""
+        prefix = self.marker_prefix(state)
+        ids = []
+        for key in self.storage.list_keys(prefix):
+            created_ms, _, job_id = key[len(prefix) :].partition("-")
+            if created_before is None or int(created_ms) < created_before * 1000:
+                ids.append(job_id)
+        return ids
+
+    def records(self, state: State, job_ids: Iterable[str] | None = None) -> Iterator[JobRecord]:
+        """Records of ``state``, lazily (one GET per record consumed): by default every job behind the
+        state's markers, oldest first (one LIST); else those of ``job_ids``, in that order.
+
+        Read-only: a job whose record is gone or says another state is skipped, not repaired (repairs
+        are the lease holder's job).
+        """
+        for job_id in self.job_ids(state) if job_ids is None else job_ids:
+            record = self.load(job_id)
+            if record is not None and record.state == state:
+                yield record
+
     def job_ids_for_source(self, key: str) -> list[str]:
         prefix = self.source_prefix(key)
         return [k[len(prefix) :] for k in self.storage.list_keys(prefix)]
@@ -218,7 +247,30 @@ class JobStore:
         self.storage.delete(self.source_prefix(record.source_key) + record.job_id)
         self.storage.delete(self.record_key(record.job_id))
 
+    # --- backfill checkpoints ------------------------------------------------------------------
+    def load_checkpoint(self, name: str) -> dict[str, Any] | None:
+        """The checkpoint saved under ``name`` (any string, e.g. a backfill prefix), or None."""
+        try:
+            return json.loads(self.storage.get_bytes(self._checkpoint_key(name)))
+        except NotFound:
+            return None
+
+    def save_checkpoint(self, name: str, data: dict[str, Any]) -> None:
+        """Overwrite the checkpoint ``name`` with the JSON object ``data``."""
+        body = json.dumps(data, ensure_ascii=False).encode()
+        self.storage.put(self._checkpoint_key(name), body, content_type="application/json")
+
+    def delete_checkpoint(self, name: str) -> None:
+        self.storage.delete(self._checkpoint_key(name))
+
+    def _checkpoint_key(self, name: str) -> str:
+        return f"{self.prefix}backfill/{hashlib.sha256(name.encode()).hexdigest()[:24]}.json"
+
     # --- lease ---------------------------------------------------------------------------------
+    def current_lease(self) -> Lease | None:
+        """The latest lease term (live, expired or released), or None when no poller ever ran."""
+        return self._latest_lease()
+
     def acquire_lease(self, seconds: float, now: float | None = None) -> Lease | None:
         """Take the poller lease for ``seconds`` unless a live holder has it.
 

@@ -1,0 +1,230 @@
+"""`outpaint backfill PREFIX`: existing objects through the same idempotent intake and quota as uploads.
+
+Each object becomes a synthetic ``ObjectCreated:PutObject`` event in FC's shape, parsed and handed to
+``Pipeline.intake``, so a job id is the one a real upload event would produce (duplicates end there).
+Backfill never submits: ``--drain`` runs the ordinary poller until no job is active. A checkpoint under
+the state prefix remembers the last key processed, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from outpaint.cli.ops_common import Ops, OpsError, format_seconds, print_json
+from outpaint.cli.ops_progress import Progress
+from outpaint.events import parse_oss_event
+from outpaint.storage import USER_META_PREFIX, NotFound
+from outpaint.store import ACTIVE_STATES
+
+if TYPE_CHECKING:
+    from outpaint.config import Settings
+    from outpaint.pipeline import Pipeline
+    from outpaint.storage import ObjectHead
+    from outpaint.store import JobStore
+
+HELP = "enqueue existing objects under PREFIX through the normal intake (resumable; --drain finishes them)"
+CHECKPOINT_EVERY = 10
+DRAIN_REFRESH_SECONDS = 2.0
+POLL_COUNTERS = ("submitted", "throttled", "queries", "done", "failed", "requeued")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prefix", metavar="PREFIX", help="object key prefix, inside the input prefix")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be enqueued, change nothing")
+    parser.add_argument("--restart", action="store_true", help="ignore the checkpoint of an earlier run")
+    parser.add_argument("--limit", type=int, metavar="N", help="process at most N objects in this run")
+    parser.add_argument("--drain", action="store_true", help="then run the poller until no job is active")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+
+
+def backfill(ops: Ops, args: argparse.Namespace) -> int:
+    prefix = scan_prefix(args.prefix, ops.settings.input_prefix)
+    store = ops.store if args.dry_run else ops.pipeline.store
+    checkpoint = None if args.restart else store.load_checkpoint(prefix)
+    start_after = checkpoint["last_key"] if checkpoint else ""
+    keys = [key for key in store.storage.list_keys(prefix, start_after) if not key.endswith("/")]
+    batch = keys if args.limit is None else keys[: args.limit]
+    if args.dry_run:
+        return _dry_run(store, batch, start_after, args.json)
+    summary: dict[str, Any] = {"prefix": prefix, "resumed_after": start_after or None, "listed": len(keys)}
+    summary.update(
+        _enqueue(ops.pipeline, prefix, batch, complete=len(batch) == len(keys), checkpoint=checkpoint)
+    )
+    if args.drain:
+        summary["drain"] = drain(ops.pipeline)
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def scan_prefix(prefix: str, input_prefix: str) -> str:
+    """The prefix to list: PREFIX itself inside the input prefix, or the input prefix when PREFIX
+    contains it (``""`` means "everything"); anything else would only produce ignored events."""
+    if prefix.startswith(input_prefix):
+        return prefix
+    if input_prefix.startswith(prefix):
+        return input_prefix
+    raise OpsError(
+        f"{prefix!r} is outside the input prefix {input_prefix!r}: intake would ignore every object"
+    )
+
+
+def synthetic_event(settings: Settings, head: ObjectHead, now: float | None = None) -> dict[str, Any]:
+    """The OSS trigger event FC would deliver for a PutObject of ``head`` (one record)."""
+    at = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
+    object_meta: dict[str, Any] = {
+        "userMeta": {USER_META_PREFIX + name: value for name, value in head.user_meta.items()}
+    }
+    if head.content_type:
+        object_meta["mimeType"] = head.content_type
+    return {
+        "events": [
+            {
+                "eventName": "ObjectCreated:PutObject",
+                "eventSource": "acs:oss",
+                "eventTime": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "eventVersion": "1.0",
+                "oss": {
+                    "bucket": {
+                        "name": settings.bucket,
+                        "arn": f"acs:oss:{settings.region}::{settings.bucket}",
+                    },
+                    "object": {
+                        "key": head.key,
+                        "size": head.size,
+                        "deltaSize": head.size,
+                        "eTag": head.etag,
+                        "objectMeta": object_meta,
+                    },
+                    "ossSchemaVersion": "1.0",
+                    "ruleId": "outpaint-backfill",
+                },
+                "region": settings.region,
+                "responseElements": {"requestId": f"backfill-{int(at.timestamp() * 1000)}"},
+                "userIdentity": {"principalId": "outpaint-backfill"},
+            }
+        ]
+    }
+
+
+def intake_object(pipeline: Pipeline, key: str) -> str:
+    """Offer one existing object to intake; the action it took (created, duplicate, ..., or gone)."""
+    try:
+        head = pipeline.storage.head(key)
+    except NotFound:
+        return "gone"
+    [outcome] = pipeline.intake(parse_oss_event(synthetic_event(pipeline.settings, head)))
+    return outcome.action
+
+
+def _enqueue(
+    pipeline: Pipeline, prefix: str, keys: list[str], *, complete: bool, checkpoint: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Intake ``keys`` in order, checkpointing every few; clear the checkpoint once the listing is done."""
+    store = pipeline.store
+    actions: Counter[str] = Counter()
+    earlier = int(checkpoint["processed"]) if checkpoint else 0
+    last_key = checkpoint["last_key"] if checkpoint else ""
+    finished = False
+    try:
+        with Progress("backfill", len(keys)) as progress:
+            for key in keys:
+                actions[intake_object(pipeline, key)] += 1
+                last_key = key
+                if actions.total() % CHECKPOINT_EVERY == 0:
+                    _save(store, prefix, last_key, earlier + actions.total())
+                progress.advance(note=f"{actions['created']} created")
+        finished = True
+    finally:
+        if finished and complete:
+            store.delete_checkpoint(prefix)
+        elif actions:  # interrupted or limited: the next run continues after last_key
+            _save(store, prefix, last_key, earlier + actions.total())
+    return {
+        "processed": actions.total(),
+        "actions": dict(actions),
+        "last_key": last_key or None,
+        "complete": complete,
+        "processed_total": earlier + actions.total(),
+    }
+
+
+def _save(store: JobStore, prefix: str, last_key: str, processed: int) -> None:
+    store.save_checkpoint(
+        prefix, {"prefix": prefix, "last_key": last_key, "processed": processed, "at": time.time()}
+    )
+
+
+def drain(pipeline: Pipeline) -> dict[str, Any]:
+    """Run the poller (lease, quota and pacing as in on_tick) until no job is queued or in flight."""
+    store, settings = pipeline.store, pipeline.settings
+    started = time.monotonic()
+    totals: Counter[str] = Counter()
+    remaining = _active(store)
+    first = remaining
+    with Progress("drain", first) as progress:
+        last_refresh = time.monotonic()
+
+        def sleep_and_report(seconds: float) -> None:
+            # The poller sleeps between rounds: the moment to count what is left, every few seconds.
+            nonlocal last_refresh
+            if time.monotonic() - last_refresh >= DRAIN_REFRESH_SECONDS:
+                last_refresh = time.monotonic()
+                left = _active(store)
+                progress.update(max(first - left, 0), note=f"{left} active")
+            original_sleep(seconds)
+
+        original_sleep, pipeline.sleep = pipeline.sleep, sleep_and_report
+        try:
+            while remaining:
+                report = pipeline.poll(time.time() + settings.tick_budget_seconds, wait_for_lease=True)
+                totals.update({name: getattr(report, name) for name in POLL_COUNTERS})
+                remaining = _active(store)
+                progress.update(max(first - remaining, 0), note=f"{remaining} active")
+        finally:
+            pipeline.sleep = original_sleep
+    return {**{name: totals[name] for name in POLL_COUNTERS}, "seconds": round(time.monotonic() - started, 3)}
+
+
+def _active(store: JobStore) -> int:
+    return sum(len(store.job_ids(state)) for state in ACTIVE_STATES)
+
+
+def _dry_run(store: JobStore, keys: list[str], start_after: str, as_json: bool) -> int:
+    known = {key: len(store.job_ids_for_source(key)) for key in keys}
+    if as_json:
+        print_json({"dry_run": True, "resumed_after": start_after or None, "objects": known})
+        return 0
+    if start_after:
+        print(f"(continuing after {start_after}; --restart to start over)")
+    for key, jobs in known.items():
+        print(f"would enqueue {key}{f'  (has {jobs} job(s) already)' if jobs else ''}")
+    print(f"{len(keys)} object(s)")
+    return 0
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    resumed = f" (continuing after {summary['resumed_after']})" if summary["resumed_after"] else ""
+    counts = f"{summary['processed']} of {summary['listed']} object(s) processed"
+    print(f"backfill {summary['prefix']}{resumed}: {counts}")
+    if summary["actions"]:
+        print("  " + ", ".join(f"{action} {count}" for action, count in sorted(summary["actions"].items())))
+    if summary["complete"]:
+        print("  listing complete; checkpoint cleared")
+    else:
+        print(
+            f"  checkpoint saved after {summary['last_key']}: run again to continue, --restart to start over"
+        )
+    drained = summary.get("drain")
+    if drained:
+        calls = (
+            f"{drained['submitted']} submits, {drained['throttled']} throttled, {drained['queries']} queries"
+        )
+        took = format_seconds(drained["seconds"])
+        print(f"drain: {drained['done']} done, {drained['failed']} failed in {took} ({calls})")

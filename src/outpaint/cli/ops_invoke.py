@@ -1,0 +1,41 @@
+"""`outpaint invoke upload|tick EVENT.json`: run a handler locally with a synthetic FC context."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+
+from outpaint.cli.ops_common import Ops, fail, print_json
+
+HELP = "run on_upload or on_tick locally on an event file (e.g. events/oss-put.json); prints the result"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("handler", choices=("upload", "tick"), help="on_upload or on_tick")
+    parser.add_argument("event", metavar="EVENT.json", help="the event payload file, or - for stdin")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="the function timeout (default 60)"
+    )
+
+
+def invoke(ops: Ops, args: argparse.Namespace) -> int:
+    """Exit 1 when the handler answered with an error (a malformed event), else 0."""
+    from outpaint.app import handle_tick, handle_upload
+    from outpaint.runtime import Invocation
+
+    try:
+        payload = sys.stdin.buffer.read() if args.event == "-" else Path(args.event).read_bytes()
+    except OSError as exc:
+        return fail("invoke", f"cannot read the event: {exc.strerror}: {args.event}", 2)
+    invocation = Invocation(
+        request_id=f"cli-{uuid.uuid4().hex}",
+        function_name=f"on_{args.handler}",
+        timeout_seconds=args.timeout,
+        credentials=ops.credentials,
+    )
+    handler = handle_upload if args.handler == "upload" else handle_tick
+    result = handler(payload, invocation, ops.settings)
+    print_json(result)
+    return 1 if "error" in result else 0

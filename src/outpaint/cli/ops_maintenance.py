@@ -1,0 +1,194 @@
+"""Writes outside the poller: `outpaint retry` (under the poller lease) and `outpaint purge`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from outpaint.cli.ops_common import (
+    Ops,
+    OpsError,
+    fail,
+    format_seconds,
+    format_time,
+    parse_duration,
+    print_json,
+)
+from outpaint.cli.ops_progress import Progress
+from outpaint.store import TERMINAL_STATES, JobRecord, State
+
+if TYPE_CHECKING:
+    from outpaint.store import JobStore, Lease
+
+RETRY_HELP = "re-queue FAILED/EXPIRED jobs (holds the poller lease while it writes)"
+PURGE_HELP = "delete terminal job records older than a duration (with their markers and index entries)"
+RETRYABLE_STATES = (State.FAILED, State.EXPIRED)
+RETRY_NOTE = "retried by operator"
+LEASE_BASE_SECONDS = 30.0
+LEASE_SECONDS_PER_JOB = 0.5
+DEFAULT_WAIT_SECONDS = 120.0
+
+
+# ============================================================================= lease
+@contextmanager
+def holding_lease(store: JobStore, seconds: float, wait: float | None) -> Iterator[Lease]:
+    """Take the poller lease for ``seconds`` (waiting up to ``wait`` for a holder to finish), release after.
+
+    Raises OpsError when a poller keeps it: after creation, only the lease holder writes job records.
+    """
+    give_up = time.monotonic() + (wait or 0.0)
+    while (lease := store.acquire_lease(seconds)) is None:
+        if time.monotonic() >= give_up:
+            raise OpsError(_lease_busy(store, waited=wait is not None))
+        time.sleep(1.0)
+    try:
+        yield lease
+    finally:
+        if store.holds_lease(lease):
+            store.release_lease(lease)
+
+
+def _lease_busy(store: JobStore, waited: bool) -> str:
+    holder = store.current_lease()
+    until = ""
+    if holder is not None:
+        until = f" (term {holder.term}, expires in {format_seconds(max(holder.expires_at - time.time(), 0))})"
+    advice = "it is still held after waiting" if waited else "use --wait [SECONDS] to wait for it"
+    return f"a poller holds the lease{until}; records are written only by the lease holder: {advice}"
+
+
+# ============================================================================= retry
+def configure_retry(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", nargs="?", metavar="ID", help="the job to re-queue")
+    parser.add_argument("--failed", action="store_true", help="re-queue every FAILED job")
+    parser.add_argument("--expired", action="store_true", help="re-queue every EXPIRED job")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"wait for a running poller to release the lease (default {DEFAULT_WAIT_SECONDS:.0f}s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def retry(ops: Ops, args: argparse.Namespace) -> int:
+    if bool(args.job_id) == (args.failed or args.expired):
+        return fail("retry", "give either a job ID or --failed/--expired", 2)
+    store = ops.store
+    candidates = _retry_candidates(store, args)
+    requeued: list[str] = []
+    if candidates:
+        seconds = LEASE_BASE_SECONDS + LEASE_SECONDS_PER_JOB * len(candidates)
+        with holding_lease(store, seconds, args.wait) as lease:
+            for job_id in candidates:
+                if not store.holds_lease(lease):
+                    raise OpsError(f"lost the poller lease after re-queuing {len(requeued)} job(s)")
+                record = store.load(job_id)  # again, now that nobody else writes
+                if record is not None and record.state in RETRYABLE_STATES:
+                    requeue(store, record)
+                    requeued.append(job_id)
+    if args.job_id and not requeued:
+        raise OpsError(f"job {args.job_id} changed state before it could be re-queued")
+    if args.json:
+        print_json({"requeued": requeued})
+    else:
+        print(f"re-queued {len(requeued)} job(s); the next tick submits them")
+        for job_id in requeued:
+            print(f"  {job_id}")
+    return 0
+
+
+def _retry_candidates(store: JobStore, args: argparse.Namespace) -> list[str]:
+    if args.job_id:
+        record = store.load(args.job_id)
+        if record is None:
+            raise OpsError(f"no job {args.job_id}")
+        if record.state not in RETRYABLE_STATES:
+            raise OpsError(
+                f"job {args.job_id} is {record.state.value}; only FAILED or EXPIRED jobs are retried"
+            )
+        return [args.job_id]
+    states = [State.FAILED] * args.failed + [State.EXPIRED] * args.expired
+    return [job_id for state in states for job_id in store.job_ids(state)]
+
+
+def requeue(store: JobStore, record: JobRecord, now: float | None = None) -> None:
+    """Back to QUEUED with a fresh attempt budget; tasks, error and history stay for the record."""
+    previous = record.state
+    record.attempts = 0
+    record.uncertain_submits = 0
+    record.not_before = 0.0
+    record.next_query_at = 0.0
+    record.move(State.QUEUED, RETRY_NOTE, now=now)
+    store.save(record, previous)
+
+
+# ============================================================================= purge
+def configure_purge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--older-than",
+        type=parse_duration,
+        required=True,
+        metavar="DURATION",
+        help="age since the job's last change, e.g. 30d, 12h, 1d12h",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def purge(ops: Ops, args: argparse.Namespace) -> int:
+    store = ops.store
+    cutoff = time.time() - args.older_than
+    # A job last changed before the cutoff was created before it too: the markers' creation time
+    # (no GET) narrows the candidates.
+    candidates = [
+        job_id for state in TERMINAL_STATES for job_id in store.job_ids(state, created_before=cutoff)
+    ]
+    matched: list[JobRecord] = []
+    with Progress("purge (dry run)" if args.dry_run else "purge", len(candidates)) as progress:
+        for job_id in candidates:
+            record = store.load(job_id)
+            if record is not None and record.state in TERMINAL_STATES and record.updated_at < cutoff:
+                matched.append(record)
+                if not args.dry_run:
+                    store.delete_job(record)
+            progress.advance()
+    _print_purge(matched, args)
+    return 0
+
+
+def _print_purge(matched: list[JobRecord], args: argparse.Namespace) -> None:
+    by_state = Counter(record.state.value for record in matched)
+    if args.json:
+        print_json(
+            {
+                "dry_run": args.dry_run,
+                "older_than_seconds": args.older_than,
+                "deleted" if not args.dry_run else "would_delete": len(matched),
+                "by_state": dict(by_state),
+                "jobs": [
+                    {
+                        "job_id": r.job_id,
+                        "state": r.state.value,
+                        "key": r.source_key,
+                        "updated_at": r.updated_at,
+                    }
+                    for r in matched
+                ],
+            }
+        )
+        return
+    verb = "would delete" if args.dry_run else "deleted"
+    states = ", ".join(f"{state} {count}" for state, count in sorted(by_state.items()))
+    age = format_seconds(args.older_than)
+    detail = f" ({states})" if states else ""
+    print(f"{verb} {len(matched)} job record(s) last changed more than {age} ago{detail}")
+    if args.dry_run:
+        for r in matched:
+            print(f"  {format_time(r.updated_at)}  {r.state.value:<8} {r.job_id}  {r.source_key}")

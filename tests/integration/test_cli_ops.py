@@ -1,0 +1,333 @@
+"""The ops CLI against both emulators, driven through ``outpaint.cli.main`` with settings from the
+environment, exactly as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from outpaint.cli import main, ops_backfill
+from outpaint.store import JobStore, State
+from tests.support.images import photo
+from tests.support.stack import ACCESS_KEY_ID, ACCESS_KEY_SECRET, API_KEY, BUCKET, running_stack
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@pytest.fixture
+def stack(tmp_path):
+    with running_stack(tmp_path) as stack:
+        yield stack
+
+
+@pytest.fixture
+def env(stack, monkeypatch):
+    """OUTPAINT_* variables pointing at the stack (and nothing else from the caller's environment)."""
+    for name in list(os.environ):
+        if name.startswith(("OUTPAINT_", "ALIBABA_CLOUD_", "DASHSCOPE_")):
+            monkeypatch.delenv(name)
+    values = {
+        "BUCKET": BUCKET,
+        "REGION": "cn-beijing",
+        "OSS_ENDPOINT": stack.oss.endpoint,
+        "OSS_PUBLIC_ENDPOINT": stack.oss.endpoint,
+        "ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "DASHSCOPE_BASE_URL": stack.dashscope.base_url,
+        "DASHSCOPE_API_KEY": API_KEY,
+        "ALLOWED_RESULT_HOSTS": stack.dashscope.origin,
+        "POLL_INTERVAL_SECONDS": "0.2",
+        "RETRY_BACKOFF_SECONDS": "0",
+        "TICK_SAFETY_MARGIN_SECONDS": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(f"OUTPAINT_{name}", value)
+    return monkeypatch
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_json(capsys, *argv: str):
+    status, out, err = run(capsys, *argv, "--json")
+    assert status == 0, err
+    return json.loads(out)
+
+
+def put_images(stack, prefix: str, count: int, **meta: str) -> list[str]:
+    bucket = stack.bucket()
+    keys = [f"{prefix}{i:03d}.jpg" for i in range(count)]
+    image = photo(600, 600)
+    headers = {f"x-oss-meta-outpaint-{name}": value for name, value in meta.items()}
+    for key in keys:
+        bucket.put_object(key, image, headers=headers)
+    return keys
+
+
+def store_of(stack) -> JobStore:
+    return stack.pipeline().store
+
+
+def jobs_by_key(stack) -> dict[str, object]:
+    store = store_of(stack)
+    return {record.source_key: record for record in map(store.load, store.all_job_ids())}
+
+
+# ============================================================================= backfill
+@pytest.mark.slow
+def test_backfill_of_50_objects_respects_the_quota(env, stack, capsys):
+    keys = put_images(stack, "inbox/bulk/", 50, ratio="16:9")
+
+    started = time.monotonic()
+    summary = run_json(capsys, "backfill", "inbox/bulk/", "--drain")
+    wall = time.monotonic() - started
+
+    assert summary["actions"] == {"created": 50}
+    assert summary["complete"] is True
+    jobs = jobs_by_key(stack)
+    assert sorted(jobs) == keys
+    assert {job.state for job in jobs.values()} == {State.DONE}
+    stats = stack.dashscope.stats()
+    submits = stats["submits_accepted"] + stats["submits_throttled"]
+    assert stats["peak_running"] <= 5
+    assert stats["submits_throttled"] <= 0.05 * submits
+    assert stats["submits_accepted"] == 50
+    assert sum(stats["tasks"].values()) == 50
+    assert summary["drain"]["done"] == 50
+    print(
+        f"\nbackfill 50: {wall:.1f}s wall, {submits} submits, {stats['submits_throttled']} throttled, "
+        f"peak running {stats['peak_running']}, drain {summary['drain']}"
+    )
+
+
+def test_backfill_is_idempotent_with_real_events(env, stack, capsys):
+    event = stack.upload("inbox/dup.jpg", photo(600, 600), ratio="4:3")
+    stack.on_upload(event, upload_polls=False)
+
+    summary = run_json(capsys, "backfill", "inbox/")
+
+    assert summary["actions"] == {"duplicate": 1}
+    assert len(store_of(stack).all_job_ids()) == 1
+
+
+def test_backfill_resumes_after_an_interruption(env, stack, capsys, monkeypatch):
+    keys = put_images(stack, "inbox/resume/", 25, ratio="16:9")
+    real_intake = ops_backfill.intake_object
+    calls = []
+
+    def interrupted_after_13(pipeline, key):
+        if len(calls) == 13:
+            raise KeyboardInterrupt
+        calls.append(key)
+        return real_intake(pipeline, key)
+
+    monkeypatch.setattr(ops_backfill, "intake_object", interrupted_after_13)
+    status, _out, err = run(capsys, "backfill", "inbox/resume/")
+    assert status == 1
+    assert "interrupted" in err
+    assert sorted(jobs_by_key(stack)) == keys[:13]
+
+    monkeypatch.setattr(ops_backfill, "intake_object", real_intake)
+    summary = run_json(capsys, "backfill", "inbox/resume/")
+
+    assert summary["resumed_after"] == keys[12]
+    assert summary["actions"] == {"created": 12}
+    assert summary["processed_total"] == 25
+    assert sorted(jobs_by_key(stack)) == keys
+    assert stack.dashscope.stats()["submits_accepted"] == 0  # backfill alone never submits
+
+
+def test_backfill_limit_checkpoint_restart_and_dry_run(env, stack, capsys):
+    keys = put_images(stack, "inbox/batch/", 6, ratio="16:9")
+
+    first = run_json(capsys, "backfill", "inbox/batch/", "--limit", "4")
+    status, out, _ = run(capsys, "backfill", "inbox/batch/", "--dry-run")
+    second = run_json(capsys, "backfill", "inbox/batch/")
+    again = run_json(capsys, "backfill", "inbox/batch/", "--restart", "--limit", "2")
+
+    assert (first["processed"], first["complete"], first["last_key"]) == (4, False, keys[3])
+    assert status == 0
+    assert out.splitlines() == [
+        f"(continuing after {keys[3]}; --restart to start over)",
+        f"would enqueue {keys[4]}",
+        f"would enqueue {keys[5]}",
+        "2 object(s)",
+    ]
+    assert (second["resumed_after"], second["actions"], second["complete"]) == (keys[3], {"created": 2}, True)
+    assert (again["resumed_after"], again["actions"]) == (None, {"duplicate": 2})
+
+
+def test_backfill_outside_the_input_prefix_is_refused(env, capsys):
+    status, _out, err = run(capsys, "backfill", "outpainted/")
+    assert status == 1
+    assert "outside the input prefix 'inbox/'" in err
+
+
+# ============================================================================= retry
+def test_retry_requeues_a_failed_job_under_the_lease(env, stack, capsys, tmp_path):
+    stack.dashscope.configure(fail_rate=1.0)
+    env.setenv("OUTPAINT_MAX_ATTEMPTS", "1")
+    event_file = tmp_path / "event.json"
+    event_file.write_bytes(stack.upload("inbox/fails.jpg", photo(), ratio="1:1"))
+    result = run_json_plain(capsys, "invoke", "upload", str(event_file))
+    [job_id] = result["outcomes"][0]["job_ids"]
+    store = store_of(stack)
+    failed = store.load(job_id)
+    assert failed.state is State.FAILED
+    assert failed.error_code == "InternalError.Algo"
+
+    lease = store.acquire_lease(60)
+    status, _out, err = run(capsys, "retry", job_id)
+    assert status == 1
+    assert "a poller holds the lease" in err
+    assert "--wait" in err
+    store.release_lease(lease)
+
+    stack.dashscope.configure(fail_rate=0.0)
+    assert run_json(capsys, "retry", job_id) == {"requeued": [job_id]}
+    queued = store.load(job_id)
+    assert queued.state is State.QUEUED
+    assert queued.attempts == 0
+    assert queued.history[-1].note == "retried by operator"
+    assert [h.state for h in queued.history][:-1] == [h.state for h in failed.history]
+    assert len(queued.tasks) == 1  # the failed task stays on record
+    assert store.current_lease().released
+
+    run_json_plain(capsys, "invoke", "tick", str(EVENTS / "timer.json"))
+    done = store.load(job_id)
+    assert done.state is State.DONE
+    assert [t.status for t in done.tasks] == ["FAILED", "SUCCEEDED"]
+
+
+def test_retry_refuses_jobs_that_did_not_fail(env, stack, capsys):
+    put_images(stack, "inbox/", 1, ratio="16:9")
+    summary = run_json(capsys, "backfill", "inbox/")
+    assert summary["actions"] == {"created": 1}
+    [job_id] = store_of(stack).all_job_ids()
+
+    status, _out, err = run(capsys, "retry", job_id)
+    assert status == 1
+    assert "is QUEUED; only FAILED or EXPIRED jobs are retried" in err
+    assert run(capsys, "retry", job_id, "--failed")[0] == 2
+    assert run_json(capsys, "retry", "--failed", "--expired") == {"requeued": []}
+
+
+# ============================================================================= purge
+def test_purge_deletes_old_terminal_records_only(env, stack, capsys):
+    stack.bucket().put_object("inbox/broken.jpg", b"not an image")
+    put_images(stack, "inbox/done/", 2, ratio="16:9")
+    run_json(capsys, "backfill", "inbox/", "--drain")
+    put_images(stack, "inbox/queued/", 1, ratio="16:9")
+    run_json(capsys, "backfill", "inbox/queued/")
+    store = store_of(stack)
+    before = jobs_by_key(stack)
+    assert {k: j.state for k, j in before.items()} == {
+        "inbox/broken.jpg": State.REJECTED,
+        "inbox/done/000.jpg": State.DONE,
+        "inbox/done/001.jpg": State.DONE,
+        "inbox/queued/000.jpg": State.QUEUED,
+    }
+    time.sleep(1.2)
+
+    dry = run_json(capsys, "purge", "--older-than", "1s", "--dry-run")
+    assert (dry["would_delete"], dry["by_state"]) == (4 - 1, {"DONE": 2, "REJECTED": 1})
+    assert len(store.all_job_ids()) == 4
+    assert run_json(capsys, "purge", "--older-than", "1h")["deleted"] == 0
+
+    status, out, _ = run(capsys, "purge", "--older-than", "1s")
+
+    assert status == 0
+    assert out.strip() == "deleted 3 job record(s) last changed more than 1.00s ago (DONE 2, REJECTED 1)"
+    assert list(jobs_by_key(stack)) == ["inbox/queued/000.jpg"]
+    for key in ("inbox/broken.jpg", "inbox/done/000.jpg"):
+        assert store.job_ids_for_source(key) == []
+    assert all(store.job_ids(state) == [] for state in (State.DONE, State.REJECTED))
+    assert len(store.job_ids(State.QUEUED)) == 1
+
+
+# ============================================================================= status, jobs show
+def test_status_and_jobs_show_text_and_json(env, stack, capsys):
+    stack.bucket().put_object("inbox/broken.jpg", b"not an image")
+    put_images(stack, "inbox/a/", 1, ratio="16:9")
+    run_json(capsys, "backfill", "inbox/", "--drain")
+    put_images(stack, "inbox/b/", 2, ratio="16:9")
+    run_json(capsys, "backfill", "inbox/b/")
+
+    report = run_json(capsys, "status")
+    status, text, _ = run(capsys, "status")
+
+    assert report["counts"] == {
+        "QUEUED": 2, "SUBMITTING": 0, "SUBMITTED": 0, "DONE": 1,
+        "FAILED": 0, "REJECTED": 1, "EXPIRED": 0, "SKIPPED": 0,
+    }  # fmt: skip
+    assert (report["total"], report["in_flight"], report["max_concurrent_tasks"]) == (4, 0, 5)
+    assert report["oldest_queued"]["key"] == "inbox/b/000.jpg"
+    assert report["poller"]["lease"] == "free"
+    [failure] = report["recent_failures"]
+    assert (failure["state"], failure["code"]) == ("REJECTED", "image.unreadable")
+    assert failure["key"] == "inbox/broken.jpg"
+    assert status == 0
+    assert "in flight: 0 of 5 (max_concurrent_tasks)" in text
+    assert "oldest created" in text
+    assert "(inbox/b/000.jpg)" in text
+    assert "REJECTED image.unreadable  inbox/broken.jpg" in text
+
+    [done] = run_json(capsys, "jobs", "show", "inbox/a/000.jpg")
+    by_id = run_json(capsys, "jobs", "show", done["job_id"])
+    status, text, _ = run(capsys, "jobs", "show", done["job_id"])
+
+    assert by_id == done
+    assert done["state"] == "DONE"
+    assert done["output_key"] == "outpainted/a/000.jpg"
+    assert done["parameters"]["output_ratio"] == "16:9"
+    assert [t["status"] for t in done["tasks"]] == ["SUCCEEDED"]
+    assert [t["state"] for t in done["timings"]] == ["QUEUED", "SUBMITTING", "SUBMITTED", "DONE"]
+    assert set(done["seconds_in_state"]) == {"QUEUED", "SUBMITTING", "SUBMITTED"}
+    assert status == 0
+    assert text.startswith(f"job {done['job_id']}  DONE\n  source      inbox/a/000.jpg")
+    assert "  output      outpainted/a/000.jpg" in text
+    assert f"    1. {done['tasks'][0]['task_id']}  SUCCEEDED" in text
+    status, _out, err = run(capsys, "jobs", "show", "inbox/nothing.jpg")
+    assert (status, err.strip()) == (1, "outpaint jobs: no job with id or source key 'inbox/nothing.jpg'")
+
+
+# ============================================================================= invoke
+def run_json_plain(capsys, *argv: str):
+    status, out, err = run(capsys, *argv)
+    assert status == 0, err
+    return json.loads(out)
+
+
+def test_invoke_runs_the_handlers_on_the_sample_events(env, stack, capsys):
+    upload = run_json_plain(capsys, "invoke", "upload", str(EVENTS / "oss-put.json"), "--timeout", "10")
+    tick = run_json_plain(capsys, "invoke", "tick", str(EVENTS / "timer.json"))
+
+    # The sample names another bucket: intake ignores it, exactly as the function would.
+    assert upload == {
+        "outcomes": [{"key": "inbox/cat.jpg", "action": "ignored", "reason": "foreign_bucket", "job_ids": []}]
+    }
+    assert tick["lease"] == "acquired"
+    status, out, _ = run(capsys, "invoke", "upload", str(EVENTS / "timer.json"))
+    assert status == 1
+    assert json.loads(out)["error"] == "event.malformed"
+
+
+def test_settings_errors_are_listed_one_per_line(env, capsys):
+    env.delenv("OUTPAINT_BUCKET")
+    env.setenv("OUTPAINT_SUBMIT_QPS", "0")
+    status, _out, err = run(capsys, "status")
+    assert status == 2
+    assert err.splitlines() == [
+        "outpaint status: invalid settings:",
+        "  bucket (OUTPAINT_BUCKET): Field required",
+        "  submit_qps (OUTPAINT_SUBMIT_QPS): Input should be greater than 0",
+    ]
