@@ -1,0 +1,179 @@
+"""Ops CLI pieces that need no emulator: parsing, formatting, progress, synthetic events, usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from outpaint.cli import main
+from outpaint.cli.ops_backfill import scan_prefix, synthetic_event
+from outpaint.cli.ops_common import OpsError, format_seconds, format_time, parse_duration
+from outpaint.cli.ops_progress import Progress
+from outpaint.cli.ops_views import state_timings
+from outpaint.config import load_settings
+from outpaint.events import parse_oss_event
+from outpaint.storage import ObjectHead
+from outpaint.store import JobRecord, State
+
+SAMPLE_PUT = Path(__file__).resolve().parents[2] / "events" / "oss-put.json"
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("OUTPAINT_", "ALIBABA_CLOUD_", "DASHSCOPE_")):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 30 * 86_400), ("12h", 43_200), ("45m", 2_700), ("90s", 90), ("2w", 1_209_600),
+     ("1d12h", 129_600), ("1.5h", 5_400), (" 7D ", 604_800)],
+)  # fmt: skip
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "d", "12x", "1h-2m", "1h 2m", "-3d"])
+def test_bad_durations_are_usage_errors(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a duration like 30d"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.424, "0.42s"), (12.34, "12.3s"), (185, "3m 05s"), (7_800, "2h 10m"), (356_400, "4d 3h")],
+)
+def test_format_seconds(seconds, text):
+    assert format_seconds(seconds) == text
+
+
+def test_format_time_is_utc_with_milliseconds():
+    assert format_time(1_740_816_003.12) == "2025-03-01 08:00:03.120Z"
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+def test_progress_redraws_a_bar_on_a_terminal():
+    now = [0.0]
+    stream = _Stream(tty=True)
+    with Progress("backfill", 4, stream=stream, clock=lambda: now[0]) as progress:
+        for _ in range(4):
+            now[0] += 0.5
+            progress.advance(note="n created")
+    frames = stream.getvalue().split("\r")[1:]
+    assert frames[-1].rstrip() == "backfill [##############################] 4/4 100%  2.0s  n created"
+    assert frames[0].startswith("backfill [########......................] 1/4  25%  0.5s")
+    assert stream.getvalue().endswith("\n")
+
+
+def test_progress_writes_periodic_lines_elsewhere():
+    now = [0.0]
+    stream = _Stream(tty=False)
+    with Progress("purge", 20, stream=stream, clock=lambda: now[0]) as progress:
+        for _ in range(20):
+            now[0] += 0.5
+            progress.advance()
+    assert stream.getvalue().splitlines() == [
+        "purge: 1/20   5%  0.5s",  # the first update
+        "purge: 11/20  55%  5.5s",  # LINE_SECONDS later
+        "purge: 20/20 100%  10.0s",  # close
+    ]
+
+
+def test_synthetic_event_has_fcs_shape_and_parses_like_a_real_one():
+    settings = load_settings(bucket="outpaint-demo", region="cn-beijing")
+    head = ObjectHead(
+        key="inbox/cat.jpg",
+        etag="0CC175B9C0F1B6A831C399E269772661",
+        size=1843211,
+        content_type="image/jpeg",
+        user_meta={"outpaint-ratio": "16:9", "outpaint-gravity": "center"},
+    )
+    event = synthetic_event(settings, head, now=1_740_816_000.0)
+    [real] = parse_oss_event(SAMPLE_PUT.read_bytes())
+    [synthetic] = parse_oss_event(json.dumps(event))
+
+    assert synthetic.model_dump(exclude={"request_id"}) == real.model_dump(exclude={"request_id"})
+    sample_fields = set(json.loads(SAMPLE_PUT.read_text())["events"][0])
+    assert set(event["events"][0]) == sample_fields - {"requestParameters"}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "scanned"),
+    [("inbox/2024/", "inbox/2024/"), ("inbox/", "inbox/"), ("", "inbox/"), ("in", "inbox/")],
+)
+def test_scan_prefix_stays_inside_the_input_prefix(prefix, scanned):
+    assert scan_prefix(prefix, "inbox/") == scanned
+
+
+def test_scan_prefix_refuses_other_prefixes():
+    with pytest.raises(OpsError, match="outside the input prefix"):
+        scan_prefix("outpainted/", "inbox/")
+
+
+def test_state_timings_measure_each_history_entry():
+    job = JobRecord(job_id="j", bucket="b", source_key="k", source_etag="e", state=State.QUEUED,
+                    created_at=100.0, updated_at=100.0)  # fmt: skip
+    job.move(State.QUEUED, "1 variant(s)", now=100.0)
+    job.move(State.SUBMITTING, now=101.5)
+    job.move(State.SUBMITTED, "task-1", now=101.75)
+    job.move(State.DONE, now=104.0)
+    assert [(t["state"], t["seconds"]) for t in state_timings(job)] == [
+        ("QUEUED", 1.5), ("SUBMITTING", 0.25), ("SUBMITTED", 2.25), ("DONE", None)]  # fmt: skip
+
+
+def test_missing_settings_exit_2_with_one_line_per_field(clean_env, capsys):
+    assert main(["status"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "outpaint status: invalid settings:",
+        "  bucket (OUTPAINT_BUCKET): Field required",
+    ]
+
+
+def test_missing_credentials_exit_2_naming_both_variables(clean_env, capsys):
+    clean_env.setenv("OUTPAINT_BUCKET", "b")
+    clean_env.setenv("OUTPAINT_ACCESS_KEY_ID", "LTAI-x")
+    assert main(["purge", "--older-than", "30d"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "outpaint purge: missing OSS credentials:",
+        "  access_key_secret (OUTPAINT_ACCESS_KEY_SECRET or ALIBABA_CLOUD_ACCESS_KEY_SECRET): not set",
+    ]
+    assert "LTAI-x" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["retry"], ["retry", "abc", "--failed"], ["purge"], ["purge", "--older-than", "soon"], ["jobs"],
+     ["invoke", "deploy", "e.json"], ["backfill"]],
+)  # fmt: skip
+def test_usage_errors_exit_2(clean_env, capsys, argv):
+    clean_env.setenv("OUTPAINT_BUCKET", "b")
+    assert main(argv) == 2
+    assert capsys.readouterr().err
+
+
+def test_help_exits_0(capsys):
+    assert main(["backfill", "--help"]) == 0
+    assert "--drain" in capsys.readouterr().out
+
+
+def test_invoke_reports_an_unreadable_event_file(clean_env, capsys, tmp_path):
+    for name, value in {"BUCKET": "b", "ACCESS_KEY_ID": "id", "ACCESS_KEY_SECRET": "secret"}.items():
+        clean_env.setenv(f"OUTPAINT_{name}", value)
+    assert main(["invoke", "upload", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read the event: No such file or directory" in capsys.readouterr().err
