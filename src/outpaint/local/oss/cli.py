@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -132,5 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for subscription in subscriptions:
         emulator.subscribe(**subscription)
-    emulator.run()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: make that a clean exit.
+    signal.signal(signal.SIGTERM, _exit)
+    with contextlib.suppress(KeyboardInterrupt):
+        emulator.run()
     return 0
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
