@@ -28,7 +28,7 @@ package: $(STAMP)        ## build/outpaint-fc.zip: handler + outpaint + manylinu
 	$(PY) deploy/package.py
 
 deploy: package          ## s deploy -y with credentials from the environment (see docs/deploy.md)
-	PYTHON=$(abspath $(PY)) deploy/deploy.sh
+	deploy/deploy.sh
 
 # crcmod (oss2) and crcmod-plus (alibabacloud-oss-v2) install the same import package; crcmod-plus is
 # API-compatible and ships a compiled wheel, so it is reinstalled last to leave one intact copy.

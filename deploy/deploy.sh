@@ -28,7 +28,6 @@ if (( ${#missing[@]} )); then
     export ALIBABA_CLOUD_ACCESS_KEY_ID=... ALIBABA_CLOUD_ACCESS_KEY_SECRET=... ALIBABA_CLOUD_ACCOUNT_ID=...
     export OUTPAINT_BUCKET=my-bucket DASHSCOPE_API_KEY=sk-..."
 fi
-[[ -f build/outpaint-fc.zip ]] || fail "build/outpaint-fc.zip not found: run 'make package' first"
 
 # The s CLI: the pinned one in deploy/node (installed on demand), or one on PATH.
 if command -v npm >/dev/null 2>&1; then
@@ -41,6 +40,8 @@ else
   Install Node.js 18+ with npm (then this script installs @serverless-devs/s@3.1.10 into deploy/node),
   or install s yourself: npm install -g @serverless-devs/s@3.1.10"
 fi
+
+[[ -f build/outpaint-fc.zip ]] || fail "build/outpaint-fc.zip not found: run 'make package' first"
 
 s_home="$(mktemp -d)"
 trap 'rm -rf "$s_home"' EXIT
