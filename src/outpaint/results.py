@@ -80,6 +80,8 @@ class ResultFetcher:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
         try:
             with self._http.stream("GET", url) as response:
+                if 300 <= response.status_code < 400:
+                    raise ResultRefused("result URL redirects; redirects are not followed")
                 if response.status_code in (401, 403, 404, 410):
                     raise ResultLost(f"result download answered HTTP {response.status_code}")
                 if response.status_code != 200:

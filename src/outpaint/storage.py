@@ -6,6 +6,7 @@ oss2 and Pillow are imported on first use so that importing the handler stays ch
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ USER_META_PREFIX = "x-oss-meta-"
 PROBE_BYTES = 256 * 1024
 # Inputs above the API's 10 MB limit are refused by the plan; the probe never reads more than this.
 PROBE_MAX_BYTES = 10 * 1024 * 1024 + 1
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+JPEG_END = b"\xff\xd9"
 _OSS_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "heic": "HEIF", "heif": "HEIF"}
 
 
@@ -119,20 +122,42 @@ class Storage:
         """Width, height, format and frame count, from the first bytes; a bounded full read if needed.
 
         Formats Pillow cannot decode (HEIF without a plugin) are asked of OSS's own ``image/info``.
+        A file cut short (an interrupted upload) is refused here, before any money is spent.
         """
+        facts = None
         if size > PROBE_BYTES:
+            # A header larger than the probe window falls through to the bounded full read.
+            with contextlib.suppress(ImageProbeError):
+                facts = image_facts(self.get_bytes(key, (0, PROBE_BYTES - 1)), size)
+        if facts is None:
+            whole = self.get_bytes(key, (0, PROBE_MAX_BYTES - 1) if size > PROBE_MAX_BYTES else None)
             try:
-                return image_facts(self.get_bytes(key, (0, PROBE_BYTES - 1)), size)
-            except ImageProbeError:
-                pass  # header larger than the probe window, or frames needing the whole file
-        whole = self.get_bytes(key, (0, PROBE_MAX_BYTES - 1) if size > PROBE_MAX_BYTES else None)
-        try:
-            return image_facts(whole, size)
-        except ImageProbeError as pillow_error:
-            facts = self._image_info(key, size)
-            if facts is None:
-                raise pillow_error from None
-            return facts
+                facts = image_facts(whole, size)
+            except ImageProbeError as pillow_error:
+                facts = self._image_info(key, size)
+                if facts is None:
+                    raise pillow_error from None
+        if size <= PROBE_MAX_BYTES:
+            self._check_complete(key, facts)
+        return facts
+
+    def _check_complete(self, key: str, facts: ImageFacts) -> None:
+        """Raise ImageProbeError (image.truncated) when the file ends before its image data does."""
+        tail = self.get_bytes(key, (max(facts.size_bytes - 16, 0), facts.size_bytes - 1))
+        if facts.format == "PNG" and not tail.endswith(PNG_END):
+            raise ImageProbeError(
+                "PNG ends before its IEND chunk: the upload was cut short", code="image.truncated"
+            )
+        if facts.format in ("JPEG", "MPO") and not tail.rstrip(b"\0").endswith(JPEG_END):
+            # Some cameras append trailers after the image: decode (at 1/8 scale) to be sure.
+            decode_check(self.get_bytes(key))
+        if facts.format == "WEBP":
+            riff = self.get_bytes(key, (0, 11))
+            if int.from_bytes(riff[4:8], "little") + 8 > facts.size_bytes:
+                raise ImageProbeError(
+                    "WEBP is shorter than its RIFF header says: the upload was cut short",
+                    code="image.truncated",
+                )
 
     def _image_info(self, key: str, size: int) -> ImageFacts | None:
         """OSS ``x-oss-process=image/info`` as ImageFacts, or None when OSS cannot read it either."""
@@ -204,10 +229,15 @@ class Storage:
     def sign_get_url(self, key: str, seconds: int) -> str:
         """A GET URL for ``key`` signed against the public endpoint, valid for ``seconds``.
 
-        ``slash_safe`` keeps ``/`` literal in the path: some fetchers re-encode ``%2F`` and break the
-        signature.
+        ``/`` stays literal in the path (some fetchers re-encode ``%2F`` and break the signature),
+        except for keys with ``.``/``..``/empty segments, which a fetcher would normalise away.
         """
-        return self._public.sign_url("GET", key, seconds, slash_safe=True)
+        segments = key.split("/")
+        slash_safe = not any(part in ("", ".", "..") for part in segments[:-1]) and segments[-1] not in (
+            ".",
+            "..",
+        )
+        return self._public.sign_url("GET", key, seconds, slash_safe=slash_safe)
 
 
 def _make_auth(version: str, credentials: Credentials) -> Any:
@@ -260,3 +290,15 @@ def image_facts(data: bytes, size: int) -> ImageFacts:
             )
     except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
         raise ImageProbeError(f"not a decodable image: {type(exc).__name__}: {exc}") from exc
+
+
+def decode_check(data: bytes) -> None:
+    """Decode a JPEG at 1/8 scale (cheap in time and memory); raise image.truncated if it is cut short."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (max(image.width // 8, 1), max(image.height // 8, 1)))
+            image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProbeError(f"image data ends early: {exc}", code="image.truncated") from exc
