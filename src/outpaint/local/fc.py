@@ -119,6 +119,7 @@ class FcRunner:
         self._stopping.set()
         for subscription in self._subscriptions:
             subscription.unsubscribe()
+        self._subscriptions.clear()
         with self._changed:
             for timer in self._retries:
                 timer.cancel()

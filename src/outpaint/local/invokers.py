@@ -108,11 +108,13 @@ class InProcessInvoker:
         self.code_root = code_root
         self.environment = environment
         self._handlers: dict[str, Callable[[bytes, Any], Any]] = {}
+        self._saved_environment: dict[str, str | None] = {}
 
     def start(self, functions: Mapping[str, FunctionSpec]) -> None:
         from outpaint.runtime import context_from_headers
 
         shared = self._shared_environment(functions)
+        self._saved_environment = {name: os.environ.get(name) for name in shared}
         os.environ.update(shared)
         from outpaint.config import get_settings
 
@@ -163,7 +165,14 @@ class InProcessInvoker:
             raise InvocationFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def stop(self) -> None:
+        """Forget the handlers and give the process its environment back."""
         self._handlers.clear()
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment = {}
 
 
 class CustomRuntimeInvoker:

@@ -1,0 +1,154 @@
+"""`outpaint local up` as a user runs it: a subprocess on free ports, plain oss2 with the printed settings."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import oss2
+import pytest
+from PIL import Image
+
+from tests.support.images import photo
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalUp:
+    """One `outpaint local up` process; its output is collected line by line."""
+
+    def __init__(self, data_dir: Path, *flags: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTPAINT_", "DASHSCOPE_"))}
+        command = [
+            sys.executable,
+            "-m",
+            "outpaint",
+            "local",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--oss-port",
+            str(free_port()),
+            "--dashscope-port",
+            str(free_port()),
+            "--tick-every",
+            "0.5",
+            "--task-seconds",
+            "0.5-1",
+            *flags,
+        ]
+        self.process = subprocess.Popen(
+            command,
+            cwd=data_dir.parent,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self.up = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.up.wait(30):
+            self.kill()
+            pytest.fail("local up did not come up:\n" + self.output())
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith("Ctrl-C stops the stack"):
+                self.up.set()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def bucket(self) -> oss2.Bucket:
+        """A plain oss2 client made only from what the banner printed."""
+        printed = dict(re.findall(r"\b(OSS_[A-Z_]+)=(\S+)", self.output()))
+        auth = oss2.Auth(printed["OSS_ACCESS_KEY_ID"], printed["OSS_ACCESS_KEY_SECRET"])
+        return oss2.Bucket(auth, printed["OSS_ENDPOINT"], printed["OSS_BUCKET"])
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(20)
+
+    def kill(self) -> None:
+        """A crash: the whole process group (the stack and any runtime it started) dies at once."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+def wait_for(condition, timeout: float, what: str, stack: LocalUp):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}; stack output:\n{stack.output()[-6000:]}")
+
+
+def keys(bucket: oss2.Bucket, prefix: str) -> list[str]:
+    return [obj.key for obj in oss2.ObjectIterator(bucket, prefix=prefix)]
+
+
+def size_of(bucket: oss2.Bucket, key: str) -> tuple[int, int]:
+    with Image.open(io.BytesIO(bucket.get_object(key).read())) as image:
+        return image.size
+
+
+def test_an_upload_with_plain_oss2_comes_out_expanded_and_sigterm_stops_cleanly(tmp_path):
+    stack = LocalUp(tmp_path / "data", "--runtime", "custom")
+    try:
+        bucket = stack.bucket()
+        bucket.put_object("inbox/shoe.jpg", photo(1000, 800), headers={"x-oss-meta-outpaint-ratio": "16:9"})
+
+        wait_for(lambda: keys(bucket, "outpainted/"), 20, "the result", stack)
+        assert size_of(bucket, "outpainted/shoe.jpg") == (1423, 800)
+    finally:
+        status = stack.terminate()
+    output = stack.output()
+    assert status == 0, output
+    assert "stopped" in output
+    for component in ("[oss]", "[dashscope]", "[on-upload]", "[on-tick]"):
+        assert component in output
+    assert "runtime custom" in output
+
+
+def test_a_job_left_in_flight_by_a_crash_completes_after_a_restart(tmp_path):
+    # Only the timer polls, in short ticks, so the crashed holder's lease lapses within seconds.
+    flags = ("--env", "OUTPAINT_UPLOAD_POLLS=false", "--env", "OUTPAINT_TICK_BUDGET_SECONDS=2")
+    stack = LocalUp(tmp_path / "data", *flags)
+    try:
+        bucket = stack.bucket()
+        bucket.put_object(
+            "inbox/tall.png", photo(600, 900, fmt="PNG"), headers={"x-oss-meta-outpaint-ratio": "1:1"}
+        )
+        wait_for(lambda: keys(bucket, ".outpaint/state/submitted/"), 20, "the submitted job", stack)
+        assert not keys(bucket, "outpainted/")
+    finally:
+        stack.kill()
+
+    restarted = LocalUp(tmp_path / "data", *flags)
+    try:
+        [key] = wait_for(lambda: keys(restarted.bucket(), "outpainted/"), 30, "the result", restarted)
+        assert key.startswith("outpainted/tall.")
+        assert size_of(restarted.bucket(), key) == (900, 900)
+        assert not keys(restarted.bucket(), ".outpaint/state/submitted/")
+    finally:
+        assert restarted.terminate() == 0

@@ -1,0 +1,217 @@
+"""The local FC runner: OSS events and timers reach handlers the way FC delivers them (in-process)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import oss2
+import pytest
+
+from outpaint.local.fc import FcRunner
+from outpaint.local.invokers import Identity, InProcessInvoker
+from outpaint.local.logs import LogSink
+from outpaint.local.oss import OssEmulator
+from outpaint.local.slsyaml import load_functions
+
+AK, SK, ACCOUNT = "LTAI-runner-test", "runner-test-secret", "1234567890123456"
+IDENTITY = Identity(ACCOUNT, "cn-beijing", AK, SK)
+
+S_YAML = """\
+edition: 3.0.0
+vars:
+  prefix: inbox/
+resources:
+  on-upload:
+    component: fc3
+    props:
+      region: cn-beijing
+      functionName: fake-upload
+      handler: fakefc.on_upload
+      timeout: 60
+      memorySize: 512
+      environmentVariables: {FAKE_SETTING: from-s-yaml}
+      instanceLifecycleConfig: {initializer: {handler: fakefc.initialize, timeout: 10}}
+      asyncInvokeConfig: {maxAsyncRetryAttempts: 2}
+      triggers:
+        - triggerName: upload-jpg
+          triggerType: oss
+          sourceArn: acs:oss:cn-beijing:${config('AccountID')}:bkt
+          triggerConfig:
+            events: [oss:ObjectCreated:PutObject]
+            filter: {key: {prefix: '${vars.prefix}', suffix: .jpg}}
+  on-tick:
+    component: fc3
+    props:
+      region: cn-beijing
+      functionName: fake-tick
+      handler: fakefc.on_tick
+      timeout: 90
+      environmentVariables: {FAKE_SETTING: from-s-yaml}
+      concurrencyConfig: {reservedConcurrency: 1}
+      asyncInvokeConfig: {maxAsyncRetryAttempts: 0}
+      triggers:
+        - triggerName: poller
+          triggerType: timer
+          triggerConfig: {cronExpression: '0 * * * * *', enable: true, payload: '{"action": "tick"}'}
+"""
+
+
+class Fake:
+    """The handler module the s.yaml above names; records each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes, object, float, str | None]] = []
+        self.initialized = 0
+        self.failures_left = 0
+        self.tick_seconds = 0.0
+        self.active = self.max_active = 0
+        self.lock = threading.Lock()
+
+    def module(self) -> types.ModuleType:
+        module = types.ModuleType("fakefc")
+        module.initialize = self.initialize
+        module.on_upload = self.on_upload
+        module.on_tick = self.on_tick
+        return module
+
+    def initialize(self, context):
+        self.initialized += 1
+
+    def on_upload(self, event, context):
+        self.calls.append(("on_upload", event, context, time.monotonic(), os.environ.get("FAKE_SETTING")))
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("handler failed on purpose")
+        return {"ok": True}
+
+    def on_tick(self, event, context):
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        self.calls.append(("on_tick", event, context, time.monotonic(), None))
+        time.sleep(self.tick_seconds)
+        with self.lock:
+            self.active -= 1
+        return {}
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    fake = Fake()
+    monkeypatch.setitem(sys.modules, "fakefc", fake.module())
+    return fake
+
+
+@pytest.fixture
+def make_runner(tmp_path: Path):
+    runners = []
+    (tmp_path / "s.yaml").write_text(S_YAML)
+
+    def make(**options):
+        functions = load_functions(tmp_path / "s.yaml", {}, {"AccountID": ACCOUNT})
+        log = io.StringIO()
+        invoker = InProcessInvoker(IDENTITY, tmp_path, lambda f: dict(f.environment))
+        runner = FcRunner(functions, invoker, IDENTITY, LogSink(log), **options)
+        runner.log = log
+        runners.append(runner)
+        return runner.start()
+
+    def environment():
+        return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+    before = environment()
+    yield make
+    for runner in runners:
+        runner.stop(grace=2)
+    assert environment() == before  # the in-process invoker gave the environment back
+
+
+def test_an_oss_upload_reaches_on_upload_with_an_fc_context(tmp_path, fake, make_runner):
+    runner = make_runner(tick_every=3600)
+    with OssEmulator(
+        tmp_path / "oss",
+        buckets=["bkt"],
+        access_key_id=AK,
+        access_key_secret=SK,
+        region="cn-beijing",
+        account_id=ACCOUNT,
+    ) as oss:
+        runner.connect(oss)
+        bucket = oss2.Bucket(oss2.Auth(AK, SK), oss.endpoint, "bkt")
+        for key in ("inbox/a.jpg", "inbox/a.txt", "elsewhere/b.jpg"):
+            bucket.put_object(key, b"not really an image")
+        assert oss.drain_notifications(5)
+        assert runner.wait_idle(5)
+
+    [(name, event, context, _, setting)] = fake.calls
+    record = json.loads(event)["events"][0]
+    assert (name, record["eventName"], record["oss"]["object"]["key"]) == (
+        "on_upload",
+        "ObjectCreated:PutObject",
+        "inbox/a.jpg",
+    )
+    assert re.fullmatch(r"1-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{12}", context.request_id)
+    assert (context.function.name, context.function.handler, context.function.timeout) == (
+        "fake-upload",
+        "fakefc.on_upload",
+        60,
+    )
+    assert context.function.memory == "512"
+    assert (context.credentials.access_key_id, context.credentials.access_key_secret) == (AK, SK)
+    assert (context.region, context.account_id) == ("cn-beijing", ACCOUNT)
+    assert setting == "from-s-yaml"  # the function's environment from s.yaml
+    assert fake.initialized == 1  # the initializer ran once, at start
+    assert runner.stats["succeeded"] == 1
+
+
+def test_a_failing_invocation_is_retried_with_backoff_then_dropped(fake, make_runner):
+    fake.failures_left = 99
+    runner = make_runner(tick_every=3600, retry_delay=0.05)
+
+    request_id = runner.deliver("on-upload", b'{"events": []}', "test event")
+    assert runner.wait_idle(5)
+
+    assert len(fake.calls) == 3  # the first attempt + maxAsyncRetryAttempts (2)
+    assert {call[2].request_id for call in fake.calls} == {request_id}
+    first, second, third = (call[3] for call in fake.calls)
+    assert second - first >= 0.05
+    assert third - second >= 0.1  # exponential backoff
+    assert (runner.stats["retries"], runner.stats["dropped"], runner.stats["succeeded"]) == (2, 1, 0)
+    log = runner.log.getvalue()
+    assert "RuntimeError: handler failed on purpose; retry 1/2 in 0.1s" in log
+    assert "dropped after 3 attempt(s)" in log
+
+
+def test_a_handler_that_recovers_on_a_retry_is_not_dropped(fake, make_runner):
+    fake.failures_left = 1
+    runner = make_runner(tick_every=3600, retry_delay=0.01)
+
+    runner.deliver("on-upload", b"{}")
+    assert runner.wait_idle(5)
+
+    assert len(fake.calls) == 2
+    assert (runner.stats["retries"], runner.stats["dropped"], runner.stats["succeeded"]) == (1, 0, 1)
+
+
+def test_the_timer_fires_with_fc_timer_events_and_the_poller_never_runs_twice(fake, make_runner):
+    fake.tick_seconds = 0.3
+    runner = make_runner(tick_every=0.05)
+    time.sleep(1.2)
+    runner.stop(grace=2)
+
+    ticks = [call for call in fake.calls if call[0] == "on_tick"]
+    assert 2 <= len(ticks) <= 5
+    assert fake.max_active == 1  # reservedConcurrency 1
+    assert runner.stats["timer_skipped"] > 0  # fires that found the previous one still waiting
+    event = json.loads(ticks[0][1])
+    assert event["triggerName"] == "poller"
+    assert event["payload"] == '{"action": "tick"}'
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["triggerTime"])

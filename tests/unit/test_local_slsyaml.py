@@ -1,0 +1,116 @@
+"""The s.yaml renderer and reader of the local FC runner, on small documents and on the real s.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from outpaint.local.slsyaml import Renderer, SlsYamlError, load_functions
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def render(value, variables=None, env=None, config=None):
+    return Renderer(variables or {}, env or {}, config).render(value)
+
+
+def test_vars_env_defaults_and_config_are_spliced_into_strings():
+    variables = {"region": "${env('REGION', 'cn-beijing')}", "bucket": "b1"}
+    text = "acs:oss:${vars.region}:${config('AccountID')}:${vars.bucket}/${env(\"SUB\")}"
+    assert render(text, variables, {"SUB": "x"}, {"AccountID": "42"}) == "acs:oss:cn-beijing:42:b1/x"
+    assert render("${vars.region}", variables, {"REGION": "cn-hangzhou"}) == "cn-hangzhou"
+
+
+def test_a_whole_expression_keeps_its_type_and_nesting_is_rendered():
+    variables = {"suffixes": [".jpg", ".png"], "n": 3}
+    assert render({"a": ["${vars.suffixes}"], "b": "${vars.n}"}, variables) == {
+        "a": [[".jpg", ".png"]],
+        "b": 3,
+    }
+    assert render("x-${vars.n}-${vars.n}", variables) == "x-3-3"
+
+
+def test_env_with_empty_default_renders_empty():
+    assert render("${env('UNSET_FOR_TEST', '')}") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "variables", "message"),
+    [
+        ("${env('OUTPAINT_TEST_UNSET')}", {}, "OUTPAINT_TEST_UNSET is not set"),
+        ("${vars.missing}", {}, "no such variable"),
+        ("${vars.a}", {"a": "${vars.b}", "b": "${vars.a}"}, "cycle: a -> b -> a"),
+        ("${resources.x.output}", {}, "unsupported"),
+        ("${config('AccountID')}", {}, "config key AccountID"),
+        ("pre-${vars.l}", {"l": [1]}, "cannot be part of a string"),
+    ],
+)
+def test_what_cannot_be_rendered_is_refused_with_the_expression(text, variables, message):
+    with pytest.raises(SlsYamlError, match=message):
+        render(text, variables)
+
+
+def test_the_real_s_yaml_yields_both_functions_with_their_triggers():
+    env = {"OUTPAINT_BUCKET": "bkt", "DASHSCOPE_API_KEY": "sk-x"}
+    functions = load_functions(REPO / "s.yaml", env, {"AccountID": "1"})
+
+    upload, tick = functions["on-upload"], functions["on-tick"]
+    assert (upload.handler, upload.timeout, upload.memory) == ("handler.on_upload", 60, 512)
+    assert (upload.max_async_retries, upload.reserved_concurrency) == (3, 10)
+    assert upload.initializer == "handler.initialize"
+    assert upload.environment["OUTPAINT_BUCKET"] == "bkt"
+    assert upload.environment["OUTPAINT_TICK_BUDGET_SECONDS"] == "55"
+    assert upload.environment["OUTPAINT_DEFAULT_RATIO"] == ""
+    assert {t.suffix for t in upload.oss_triggers} == {
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".webp",
+        ".heic",
+        ".heif",
+        ".JPG",
+        ".HEIC",
+    }
+    for trigger in upload.oss_triggers:
+        assert trigger.prefix == "inbox/"
+        assert trigger.bucket == "bkt"
+        assert set(trigger.events) == {
+            "oss:ObjectCreated:PutObject",
+            "oss:ObjectCreated:PostObject",
+            "oss:ObjectCreated:CompleteMultipartUpload",
+        }
+    assert (tick.handler, tick.timeout, tick.max_async_retries, tick.reserved_concurrency) == (
+        "handler.on_tick",
+        90,
+        0,
+        1,
+    )
+    [timer] = tick.timer_triggers
+    assert (timer.cron, timer.enabled, timer.payload) == ("0 * * * * *", True, '{"action": "tick"}')
+    assert tick.environment == upload.environment
+
+
+def test_the_real_s_yaml_needs_the_bucket_from_the_environment():
+    with pytest.raises(SlsYamlError, match="OUTPAINT_BUCKET"):
+        load_functions(REPO / "s.yaml", {"DASHSCOPE_API_KEY": "k"}, {"AccountID": "1"})
+
+
+def test_defaults_apply_when_props_leave_them_out(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "edition: 3.0.0\nresources:\n  f:\n    component: fc3\n    props:\n"
+        "      region: cn-beijing\n      functionName: f\n      handler: index.handler\n"
+        "  other:\n    component: something-else\n"
+    )
+    [(resource_id, function)] = load_functions(path, {}).items()
+    assert resource_id == "f"
+    assert (function.timeout, function.memory, function.max_async_retries) == (3, 512, 3)
+    assert function.oss_triggers == function.timer_triggers == ()
+
+
+def test_a_function_without_a_handler_is_named_in_the_error(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("resources:\n  f:\n    component: fc3\n    props: {region: r, functionName: f}\n")
+    with pytest.raises(SlsYamlError, match=r"resources\.f: bad or missing 'handler'"):
+        load_functions(path, {})
