@@ -566,12 +566,13 @@ class _PollerRun:
         )
 
     def _output_key(self, job: JobRecord, extension: str) -> str:
+        # The path under the input prefix is kept exactly (empty segments too); only the name changes.
         relative = job.source_key[len(self.s.input_prefix) :]
-        folder, _, name = relative.rpartition("/")
-        stem = name.rsplit(".", 1)[0] if "." in name else name
+        folder, slash, name = relative.rpartition("/")
+        stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
         if int(job.event.get("variants", 1)) > 1:
             stem = f"{stem}.{job.variant_name}"
-        return f"{self.s.output_prefix}{folder + '/' if folder else ''}{stem}.{extension}"
+        return f"{self.s.output_prefix}{folder}{slash}{stem}.{extension}"
 
     # --- endings -------------------------------------------------------------------------------
     def _retry_or_end(self, job: JobRecord, kind: Kind, code: str, message: str, end_state: State) -> None:
