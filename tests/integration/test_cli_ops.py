@@ -85,6 +85,8 @@ def jobs_by_key(stack) -> dict[str, object]:
 # ============================================================================= backfill
 @pytest.mark.slow
 def test_backfill_of_50_objects_respects_the_quota(env, stack, capsys):
+    # Tasks of 2-3 s: at 2 submits/s the 5 slots fill up, so both the rate and the concurrency bind.
+    stack.dashscope.configure(task_seconds=(2.0, 3.0))
     keys = put_images(stack, "inbox/bulk/", 50, ratio="16:9")
 
     started = time.monotonic()
@@ -206,6 +208,8 @@ def test_retry_requeues_a_failed_job_under_the_lease(env, stack, capsys, tmp_pat
     done = store.load(job_id)
     assert done.state is State.DONE
     assert [t.status for t in done.tasks] == ["FAILED", "SUCCEEDED"]
+    status, text, _ = run(capsys, "jobs", "show", job_id)
+    assert "  last error  InternalError.Algo: " in text
 
 
 def test_retry_refuses_jobs_that_did_not_fail(env, stack, capsys):

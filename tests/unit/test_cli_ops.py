@@ -94,6 +94,13 @@ def test_progress_writes_periodic_lines_elsewhere():
     ]
 
 
+def test_progress_does_not_repeat_the_last_line():
+    stream = _Stream(tty=False)
+    with Progress("drain", 1, stream=stream, clock=lambda: 0.0) as progress:
+        progress.update(1)
+    assert stream.getvalue().splitlines() == ["drain: 1/1 100%  0.0s"]
+
+
 def test_synthetic_event_has_fcs_shape_and_parses_like_a_real_one():
     settings = load_settings(bucket="outpaint-demo", region="cn-beijing")
     head = ObjectHead(

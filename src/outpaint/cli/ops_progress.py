@@ -36,6 +36,7 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self._last_output = float("-inf")
+        self._last_position: tuple[int, int | None] | None = None
         self._closed = False
 
     def advance(self, count: int = 1, note: str = "") -> None:
@@ -52,11 +53,12 @@ class Progress:
             self._write(now)
 
     def close(self) -> None:
-        """Write the final state once (and end the terminal line)."""
+        """Write the final state once (and end the terminal line); a log line is not repeated."""
         if self._closed:
             return
         self._closed = True
-        self._write(self.clock())
+        if self.tty or self._last_position != (self.done, self.total):
+            self._write(self.clock())
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
@@ -75,6 +77,7 @@ class Progress:
 
     def _write(self, now: float) -> None:
         self._last_output = now
+        self._last_position = (self.done, self.total)
         line = self.render(now)
         # On a terminal, pad to wipe the tail of a longer previous line.
         self.stream.write(f"\r{line:<79}" if self.tty else line + "\n")

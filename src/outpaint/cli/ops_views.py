@@ -177,7 +177,8 @@ def _job_text(view: dict[str, Any]) -> str:
         size = f"{view['output_size']} bytes, {view['output_format']}"
         lines.append(f"  output      {view['output_key']} ({size})")
     if view["error_code"]:
-        lines.append(f"  error       {view['error_code']}: {view['error_message']}")
+        label = "error     " if view["state"] in {s.value for s in FAILURE_STATES} else "last error"
+        lines.append(f"  {label}  {view['error_code']}: {view['error_message']}")
     lines.extend(f"  warning     {warning}" for warning in view["warnings"])
     lines.append(f"  tasks       {len(view['tasks']) or 'none'}")
     for number, task in enumerate(view["tasks"], 1):
