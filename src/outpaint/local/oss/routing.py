@@ -112,6 +112,8 @@ def resolve(call: Call) -> Operation:
     unknown = sorted(name for name, _ in call.query if name in V1_SUBRESOURCES and name not in _UNDERSTOOD)
     if unknown:
         raise OssError("NotImplemented", f"The ?{unknown[0]} sub-resource is not emulated.")
+    if call.request.method == "OPTIONS":
+        raise OssError("NotImplemented", "CORS preflight (OPTIONS) is not emulated.")
     level = "service" if call.bucket is None else "bucket" if call.key is None else "object"
     method = call.request.method
     for rule_level, rule_method, condition, operation in _RULES:

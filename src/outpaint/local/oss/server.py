@@ -20,7 +20,7 @@ from .wire import new_request_id
 
 log = logging.getLogger("outpaint.local.oss")
 
-_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"]
+_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"]
 
 
 def create_app(state: State) -> Starlette:
