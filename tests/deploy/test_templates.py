@@ -153,8 +153,9 @@ def test_poller_is_a_singleton_whose_timeout_covers_its_budget(s_yaml: dict[str,
     # Retrying a tick only queues it behind the running one; stale tick events are dropped.
     assert tick["asyncInvokeConfig"]["maxAsyncRetryAttempts"] == 0
     assert tick["asyncInvokeConfig"]["maxAsyncEventAgeInSeconds"] <= TIMER_INTERVAL_SECONDS
-    # The upload function is short and keeps failed events.
-    assert upload["timeout"] < tick["timeout"]
+    # The upload function may follow its tasks as the poller: it leaves itself the same margin.
+    assert upload["timeout"] > margin + 30
+    assert upload["environmentVariables"]["OUTPAINT_TICK_SAFETY_MARGIN_SECONDS"] == str(int(margin))
     assert 1 <= upload["asyncInvokeConfig"]["maxAsyncRetryAttempts"] <= 8
     failure = upload["asyncInvokeConfig"]["destinationConfig"]["onFailure"]["destination"]
     assert failure.startswith(f"acs:mns:{s_yaml['vars']['region']}:")
@@ -164,8 +165,6 @@ def test_poller_is_a_singleton_whose_timeout_covers_its_budget(s_yaml: dict[str,
 
 
 def test_handler_names_resolve_to_callables(s_yaml: dict[str, Any], template: dict[str, Any]) -> None:
-    if not (ROOT / "handler.py").exists():
-        pytest.skip("handler.py does not exist yet (owned by the handler work)")
     names = set()
     for p in (props(s_yaml, "on-upload"), props(s_yaml, "on-tick")):
         names.add(p["handler"])
