@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from outpaint.store import JobRecord, JobStore
 
 TERMINAL = ("DONE", "FAILED", "REJECTED", "EXPIRED", "SKIPPED")
-THUMB = 300
+LARGEST_TILE = 340  # pixels the largest image gets; every other image shares its scale
 
 
 @dataclass
@@ -191,22 +191,37 @@ def download(bucket: oss2.Bucket, tracked: list[Tracked], folder: Path) -> dict[
     return outputs
 
 
+def display_scale(tracked: list[Tracked]) -> float:
+    """One scale for every image of the gallery and the sheet, so expansions are seen at true size."""
+    sides = [max(item.sample.size) for item in tracked]
+    sides += [max(size) for item in tracked for job in item.jobs.values() if (size := expected_size(job))]
+    return LARGEST_TILE / max(sides)
+
+
+def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
 def write_gallery(tracked: list[Tracked], folder: Path) -> None:
-    """index.html: each source beside its results, with the request and the sizes (relative paths)."""
+    """index.html: each source beside its results at one common scale, with the request and the sizes."""
+    scale = display_scale(tracked)
     rows = []
     for item in tracked:
         w, h = item.sample.size
-        cells = [_figure(f"sources/{item.sample.name}", f"source {w}x{h}", item.sample.shows)]
+        cells = [
+            _figure(
+                f"sources/{item.sample.name}",
+                f"source {w}x{h}",
+                item.sample.shows,
+                _scaled(item.sample.size, scale),
+            )
+        ]
         for job in sorted(item.jobs.values(), key=lambda j: j.variant_name):
-            if job.state.value == "DONE" and job.output_key:
-                size = expected_size(job) or (0, 0)
-                cells.append(
-                    _figure(
-                        f"results/{Path(job.output_key).name}",
-                        f"{job.variant_name}",
-                        f"{size[0]}x{size[1]} in {_seconds(job)}",
-                    )
-                )
+            size = expected_size(job)
+            if job.state.value == "DONE" and job.output_key and size:
+                caption = f"{size[0]}x{size[1]} in {_seconds(job)}"
+                src = f"results/{Path(job.output_key).name}"
+                cells.append(_figure(src, job.variant_name, caption, _scaled(size, scale)))
             else:
                 cells.append(
                     f'<div class="refused"><b>{html.escape(job.state.value)}</b><br>'
@@ -223,59 +238,59 @@ body {{ font: 14px system-ui, sans-serif; background: #1d1f24; color: #e8e8e8; m
 h1 {{ font-weight: 600; }} h2 {{ font-size: 15px; margin: 18px 0 8px; }}
 code {{ color: #9fd3ff; font-weight: normal; margin-left: 8px; }}
 .row {{ display: flex; gap: 16px; align-items: flex-end; flex-wrap: wrap; }}
-figure {{ margin: 0; }} figure img {{ max-height: 220px; max-width: 420px; border: 1px solid #444; }}
-figcaption {{ color: #aaa; font-size: 12px; }}
+figure {{ margin: 0; }} figure img {{ border: 1px solid #444; display: block; }}
+figcaption {{ color: #aaa; font-size: 12px; max-width: 360px; }}
 .refused {{ border: 1px dashed #d66; color: #f99; padding: 12px; max-width: 320px; }}
 </style></head><body>
 <h1>outpaint demo: before → after</h1>
-<p>Sources on the left, out-painted results on the right (DashScope emulator; the same handlers as in FC).</p>
+<p>Each source on the left, its out-painted results on the right, all at the same scale (results by the
+DashScope emulator, driven by the same handlers that run in Function Compute).</p>
 {"".join(rows)}
 </body></html>
 """
     (folder / "index.html").write_text(page, encoding="utf-8")
 
 
-def _figure(src: str, title: str, caption: str) -> str:
+def _figure(src: str, title: str, caption: str, size: tuple[int, int]) -> str:
     return (
-        f'<figure><img src="{html.escape(src)}" alt="{html.escape(title)}"><figcaption>'
-        f"<b>{html.escape(title)}</b> {html.escape(caption)}</figcaption></figure>"
+        f'<figure><img src="{html.escape(src)}" alt="{html.escape(title)}" width="{size[0]}" '
+        f'height="{size[1]}"><figcaption><b>{html.escape(title)}</b> {html.escape(caption)}</figcaption>'
+        "</figure>"
     )
 
 
 def write_contact_sheet(tracked: list[Tracked], outputs: dict[str, bytes], path: Path) -> None:
-    """One PNG: a row per source, the source first, then its results, each labelled."""
+    """One PNG: a row per source, the source first, then its results, labelled, at one common scale."""
     from PIL import Image, ImageDraw, ImageFont
 
+    scale, pad, label_h = display_scale(tracked), 12, 24
     font = ImageFont.load_default(size=14)
     rows = []
     for item in tracked:
-        tiles = [(item.sample.data, f"{item.sample.name} (source)")]
+        tiles = [(item.sample.data, f"{item.sample.name} (source)", _scaled(item.sample.size, scale))]
         for job in sorted(item.jobs.values(), key=lambda j: j.variant_name):
-            label = f"{job.variant_name}: {job.state.value}"
-            tiles.append(
-                (
-                    outputs.get(job.job_id, b""),
-                    label if job.job_id in outputs else f"{label} {job.error_code}",
-                )
-            )
+            size = _scaled(expected_size(job) or item.sample.size, scale)
+            data = outputs.get(job.job_id, b"")
+            label = f"{job.variant_name}: {job.state.value}" + ("" if data else f" {job.error_code}")
+            tiles.append((data, label, size))
         rows.append(tiles)
-    columns = max(len(row) for row in rows)
-    pad, label_h = 10, 22
-    sheet = Image.new(
-        "RGB", (columns * (THUMB + pad) + pad, len(rows) * (THUMB + label_h + pad) + pad), "#1d1f24"
-    )
+    width = max(sum(size[0] + pad for _, _, size in tiles) for tiles in rows) + pad
+    heights = [max(size[1] for _, _, size in tiles) + label_h + pad for tiles in rows]
+    sheet = Image.new("RGB", (max(width, 420), sum(heights) + pad), "#1d1f24")
     draw = ImageDraw.Draw(sheet)
-    for r, tiles in enumerate(rows):
-        for c, (data, label) in enumerate(tiles):
-            x, y = pad + c * (THUMB + pad), pad + r * (THUMB + label_h + pad)
+    y = pad
+    for tiles, row_height in zip(rows, heights, strict=True):
+        x, bottom = pad, y + row_height - label_h - pad
+        for data, label, size in tiles:
+            top = bottom - size[1]
             if data:
                 with Image.open(io.BytesIO(data)) as image:
-                    thumb = image.convert("RGB")
-                    thumb.thumbnail((THUMB, THUMB))
-                    sheet.paste(thumb, (x, y))
+                    sheet.paste(image.convert("RGB").resize(size, Image.Resampling.LANCZOS), (x, top))
             else:
-                draw.rectangle((x, y, x + THUMB, y + THUMB), outline="#d66")
-            draw.text((x, y + THUMB + 4), label, fill="#e8e8e8", font=font)
+                draw.rectangle((x, top, x + size[0], bottom), outline="#d66")
+            draw.text((x, bottom + 4), label, fill="#e8e8e8", font=font)
+            x += size[0] + pad
+        y += row_height
     sheet.save(path)
 
 
