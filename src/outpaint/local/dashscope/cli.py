@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = vars(build_parser().parse_args(argv))
     host, port, level = args.pop("host"), args.pop("port"), args.pop("log_level")
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines carry signed input URLs
     try:
         state = EmulatorState(Settings(**args))
     except ValueError as exc:
