@@ -31,6 +31,11 @@ def test_restart_keeps_objects_metadata_buckets_and_uploads(tmp_path):
     part = bucket.upload_part("keep/mp", upload_id, 1, b"part one")
     etag = bucket.head_object("keep/a.txt").etag
     emu.stop()
+    # Leftovers of a crash mid-write: a half-received body, an orphan body, an upload without record.
+    (tmp_path / "tmp" / "half-received").write_bytes(b"partial")
+    (tmp_path / "buckets" / BUCKET / "blobs" / "zz").mkdir()
+    (tmp_path / "buckets" / BUCKET / "blobs" / "zz" / "zzorphan").write_bytes(b"orphan")
+    (tmp_path / "buckets" / BUCKET / "uploads" / "HALF-INITIATED").mkdir()
 
     emu = start_emulator(tmp_path)
     try:
@@ -53,6 +58,8 @@ def test_restart_keeps_objects_metadata_buckets_and_uploads(tmp_path):
         # Nothing but live bodies is left on disk: one per object.
         bodies = list((tmp_path / "buckets" / BUCKET / "blobs").glob("*/*"))
         assert len(bodies) == 3
+        assert list((tmp_path / "tmp").iterdir()) == []
+        assert [u.key for u in oss2.MultipartUploadIterator(bucket)] == []
     finally:
         emu.stop()
 

@@ -531,6 +531,9 @@ def _load_bucket(root: Path) -> _Bucket:
         if blob.name not in referenced:
             blob.unlink()
     for directory in (root / "uploads").iterdir():
+        if not (directory / "upload.json").is_file():
+            shutil.rmtree(directory)  # a crash inside InitiateMultipartUpload: it never answered
+            continue
         data = _read_json(directory / "upload.json")
         upload = UploadRecord(**{**data, "attrs": ObjectAttrs(**data["attrs"])})
         for part_file in directory.glob("part-*.json"):
