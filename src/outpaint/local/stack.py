@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from outpaint.local.fc import FcRunner
 from outpaint.local.invokers import CustomRuntimeInvoker, Identity, InProcessInvoker, Invoker
@@ -156,6 +157,7 @@ class LocalStack:
                 port=config.oss_port,
                 region=config.region,
                 account_id=LOCAL_ACCOUNT_ID,
+                domains=self._domains(),
             ).start()
             if not config.dashscope_url:
                 self.dashscope = DashScopeEmulator(
@@ -185,6 +187,11 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def _domains(self) -> tuple[str, ...]:
+        """Host names under which the emulator answers virtual-host style (``<bucket>.<domain>``)."""
+        public = urlsplit(self.config.public_endpoint or "").hostname
+        return ("localhost", public) if public else ("localhost",)
 
     def _load_functions(self) -> dict[str, FunctionSpec]:
         render_env = {
