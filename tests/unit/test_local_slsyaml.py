@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from outpaint.local.slsyaml import Renderer, SlsYamlError, load_functions
 
@@ -56,8 +57,13 @@ def test_the_real_s_yaml_yields_both_functions_with_their_triggers():
     functions = load_functions(REPO / "s.yaml", env, {"AccountID": "1"})
 
     upload, tick = functions["on-upload"], functions["on-tick"]
-    assert (upload.handler, upload.timeout, upload.memory) == ("handler.on_upload", 60, 512)
-    assert (upload.max_async_retries, upload.reserved_concurrency) == (3, 10)
+    raw = yaml.safe_load((REPO / "s.yaml").read_text())["resources"]
+    for function in (upload, tick):
+        props = raw[function.resource_id]["props"]
+        assert (function.timeout, function.memory) == (props["timeout"], props["memorySize"])
+        assert function.reserved_concurrency == props["concurrencyConfig"]["reservedConcurrency"]
+    assert upload.handler == "handler.on_upload"
+    assert upload.max_async_retries == 3
     assert upload.initializer == "handler.initialize"
     assert upload.environment["OUTPAINT_BUCKET"] == "bkt"
     assert upload.environment["OUTPAINT_TICK_BUDGET_SECONDS"] == "55"
