@@ -44,6 +44,9 @@ def configure(level: str = "INFO") -> None:
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(level)
+    # httpx logs every request URL at INFO (result URLs carry signatures); oss2 logs request details.
+    for noisy in ("httpx", "httpcore", "oss2"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def set_request_id(request_id: str | None) -> None:
