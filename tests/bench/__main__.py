@@ -9,13 +9,14 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tests.bench import report
 from tests.bench.burst import BurstConfig, run_burst
 from tests.bench.cold import run_cold
-from tests.bench.common import REPO, progress
+from tests.bench.common import REPO, function_config, progress
 from tests.bench.idle import run_idle
 from tests.bench.memory import run_memory
 
@@ -58,6 +59,7 @@ def main(argv: list[str]) -> int:
             "cpus": os.cpu_count(),
         },
         "settings": vars(args) | {"out": str(args.out), "only": selected},
+        "fc": {resource: asdict(function_config(resource)) for resource in ("on-upload", "on-tick")},
     }
     rows: list[report.Row] = []
     with tempfile.TemporaryDirectory(prefix="outpaint-bench-") as tmp:
