@@ -124,13 +124,16 @@ class Settings(BaseSettings):
 
     # --- poller ----------------------------------------------------------------------------------
     poll_interval_seconds: float = Field(
-        default=3.0, gt=0, description="Shortest time between two queries of the same task."
+        default=0.5,
+        gt=0,
+        description="Time between two queries of a task that is due (first query: just before its usual "
+        "running time). Never faster than `query_qps` allows for all tasks in flight.",
     )
     tick_budget_seconds: float = Field(
-        default=55.0,
+        default=58.0,
         gt=0,
-        description="Longest time one tick works, even when the function timeout allows more (the timer "
-        "fires every minute).",
+        description="Longest time one tick works, even when the function timeout allows more: just under "
+        "the timer's minute, so the next tick takes over with almost no gap.",
     )
     tick_safety_margin_seconds: float = Field(
         default=8.0,

@@ -7,6 +7,7 @@ httpx client per instance is kept across warm invocations (connection reuse).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     import httpx
 
 MODEL = "image-out-painting"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the service's timestamps; both in one (unstated) time zone
 SUBMIT_PATH = "/services/aigc/image2image/out-painting"
 
 
@@ -110,6 +112,18 @@ class TaskState:
     code: str | None = None
     message: str | None = None
     image_count: int | None = None
+    scheduled_time: str | None = None
+    end_time: str | None = None
+
+    @property
+    def run_seconds(self) -> float | None:
+        """How long the service ran the task (end_time - scheduled_time), when it says."""
+        try:
+            start = datetime.strptime(self.scheduled_time or "", TIME_FORMAT)
+            end = datetime.strptime(self.end_time or "", TIME_FORMAT)
+        except ValueError:
+            return None
+        return (end - start).total_seconds()
 
     @property
     def finished(self) -> bool:
@@ -194,6 +208,8 @@ class DashScopeClient:
             code=output.get("code"),
             message=output.get("message"),
             image_count=(data.get("usage") or {}).get("image_count"),
+            scheduled_time=output.get("scheduled_time"),
+            end_time=output.get("end_time"),
         )
 
 

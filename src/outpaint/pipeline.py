@@ -186,10 +186,11 @@ class Pipeline:
         job.job_id = job_id_for(self.settings.bucket, job.source_key, job.source_etag, action)
         job.error_code, job.error_message = code, message
         job.move(state, message, now=job.created_at)
-        self.store.create(job)
+        if not self.store.create(job):
+            action = "duplicate"
         log.event(
             f"job.{action}",
-            logging.WARNING if state is State.REJECTED else logging.INFO,
+            logging.WARNING if action == "rejected" else logging.INFO,
             job_id=job.job_id,
             key=job.source_key,
             state=state.value,
@@ -237,6 +238,7 @@ class _PollerRun:
         self.pause_submits_until = 0.0
         self.pause_queries_until = 0.0
         self.last_query_at = 0.0
+        self.succeeded: dict[str, TaskState] = {}  # this round's finished tasks awaiting write-back
 
     # --- loop ----------------------------------------------------------------------------------
     def loop(self) -> None:
@@ -246,16 +248,22 @@ class _PollerRun:
                 return
             self.report.rounds += 1
             queued, in_flight = self._collect()
+            self.succeeded.clear()
             for job in in_flight:
                 self._guard(job, self._advance_in_flight)
             # Jobs sent back to the queue by a retry join the others in FIFO order.
             queued = sorted(
                 (j for j in queued + in_flight if j.state is State.QUEUED), key=lambda j: j.marker_name
             )
-            in_flight = [j for j in in_flight if j.state in IN_FLIGHT_STATES]
-            self._admit(queued, len(in_flight))
-            in_flight += [j for j in queued if j.state in IN_FLIGHT_STATES]
-            queued = [j for j in queued if j.state is State.QUEUED]
+            # A succeeded task no longer holds a service slot: refill it before writing the result back.
+            running = [j for j in in_flight if j.state in IN_FLIGHT_STATES and j.job_id not in self.succeeded]
+            self._admit(queued, len(running))
+            for job_id, state in list(self.succeeded.items()):
+                self._guard(self.cache[job_id], lambda job, state=state: self._write_back(job, state))
+            listed = {j.job_id for j in queued}
+            active = queued + [j for j in in_flight if j.job_id not in listed]
+            in_flight = [j for j in active if j.state in IN_FLIGHT_STATES]
+            queued = [j for j in active if j.state is State.QUEUED]
             self.report.in_flight, self.report.queued = len(in_flight), len(queued)
             wake = self._next_wake(queued, in_flight)
             if wake is None:
@@ -346,6 +354,7 @@ class _PollerRun:
             )
             return
         url = p.storage.sign_get_url(job.source_key, s.signed_url_seconds)
+        job.event.pop("download_failures", None)
         now = p.clock()
         job.input_url = log.redact_url(url)
         job.attempts += 1
@@ -424,9 +433,10 @@ class _PollerRun:
             self._end(job, State.FAILED, "dashscope.submit_outcome_unknown", message)
 
     def _first_query_delay(self) -> float:
-        # Tasks rarely finish before most of their usual duration; querying earlier only spends quota.
+        # A task rarely ends before its usual running time: the first query goes out just before it,
+        # later ones every poll interval, so an ending is seen within about one interval.
         learned = self.lease.task_seconds
-        return max(self.s.poll_interval_seconds, 0.7 * learned) if learned else self.s.poll_interval_seconds
+        return max(self.s.poll_interval_seconds, 0.9 * learned) if learned else self.s.poll_interval_seconds
 
     # --- in-flight -----------------------------------------------------------------------------
     def _advance_in_flight(self, job: JobRecord) -> None:
@@ -471,8 +481,8 @@ class _PollerRun:
             return
         task.status, task.code, task.message, task.finished_at = state.status, state.code, state.message, now
         if state.status == "SUCCEEDED":
-            self._learn_duration(now - task.submitted_at)
-            self._write_back(job, state)
+            self._learn_duration(state.run_seconds)
+            self.succeeded[job.job_id] = state
         elif state.status == "FAILED":
             kind = classify(None, state.code)
             self._retry_or_end(
@@ -485,7 +495,10 @@ class _PollerRun:
                 job, Kind.TRANSIENT, "task.unknown", "the service no longer knows the task", State.EXPIRED
             )
 
-    def _learn_duration(self, seconds: float) -> None:
+    def _learn_duration(self, seconds: float | None) -> None:
+        """Moving average of the service's own running times (not our polling delay)."""
+        if seconds is None or seconds < 0:
+            return
         previous = self.lease.task_seconds
         self.lease.task_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 

@@ -288,7 +288,9 @@ def image_facts(data: bytes, size: int) -> ImageFacts:
                 frames=int(getattr(image, "n_frames", 1)),
                 mode=image.mode,
             )
-    except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        raise ImageProbeError("not an image in a format outpaint can read") from exc
+    except (OSError, EOFError, SyntaxError, ValueError) as exc:
         raise ImageProbeError(f"not a decodable image: {type(exc).__name__}: {exc}") from exc
 
 

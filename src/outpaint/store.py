@@ -242,10 +242,14 @@ class JobStore:
         return [k[len(prefix) : -len(".json")] for k in self.storage.list_keys(prefix) if k.endswith(".json")]
 
     def delete_job(self, record: JobRecord) -> None:
-        """Remove a record with its marker and source index entry (housekeeping)."""
+        """Remove a record, then its marker and source index entry (housekeeping).
+
+        The record goes first: a crash afterwards leaves a marker without a record, which the poller's
+        reconciliation removes, never a record that no marker leads to.
+        """
+        self.storage.delete(self.record_key(record.job_id))
         self.storage.delete(self.marker_key(record))
         self.storage.delete(self.source_prefix(record.source_key) + record.job_id)
-        self.storage.delete(self.record_key(record.job_id))
 
     # --- backfill checkpoints ------------------------------------------------------------------
     def load_checkpoint(self, name: str) -> dict[str, Any] | None:

@@ -79,7 +79,9 @@ def test_over_concurrency_either_way_loses_nothing(tmp_path, over_concurrency):
         tmp_path, concurrency=1, task_seconds=(0.2, 0.2), over_concurrency=over_concurrency
     ) as stack:
         for i in range(4):
-            stack.on_upload(stack.upload(f"inbox/c{i}.jpg", photo(600, 600), ratio="16:9"), upload_polls=False)
+            stack.on_upload(
+                stack.upload(f"inbox/c{i}.jpg", photo(600, 600), ratio="16:9"), upload_polls=False
+            )
         # Our own limit set too high on purpose: the service's answer must not lose jobs.
         drive(stack, max_concurrent_tasks=3)
         jobs = all_jobs(stack)

@@ -57,7 +57,8 @@ def test_the_real_s_yaml_yields_both_functions_with_their_triggers():
     functions = load_functions(REPO / "s.yaml", env, {"AccountID": "1"})
 
     upload, tick = functions["on-upload"], functions["on-tick"]
-    raw = yaml.safe_load((REPO / "s.yaml").read_text())["resources"]
+    document = yaml.safe_load((REPO / "s.yaml").read_text())
+    raw, raw_vars = document["resources"], document["vars"]
     for function in (upload, tick):
         props = raw[function.resource_id]["props"]
         assert (function.timeout, function.memory) == (props["timeout"], props["memorySize"])
@@ -66,7 +67,8 @@ def test_the_real_s_yaml_yields_both_functions_with_their_triggers():
     assert upload.max_async_retries == 3
     assert upload.initializer == "handler.initialize"
     assert upload.environment["OUTPAINT_BUCKET"] == "bkt"
-    assert upload.environment["OUTPAINT_TICK_BUDGET_SECONDS"] == "55"
+    # ${vars.x} is resolved: the variable's own value arrives in the environment.
+    assert upload.environment["OUTPAINT_TICK_BUDGET_SECONDS"] == raw_vars["tick_budget_seconds"]
     assert upload.environment["OUTPAINT_DEFAULT_RATIO"] == ""
     assert {t.suffix for t in upload.oss_triggers} == {
         ".jpg",
