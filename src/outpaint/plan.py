@@ -14,7 +14,6 @@ Geometry (the local DashScope emulator computes the same independently):
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -489,6 +488,8 @@ def _check_limits(draft: _Draft, size: tuple[int, int], limit_image_size: bool) 
 
 
 def _unknown_key_warnings(meta: Mapping[str, str]) -> list[str]:
+    import difflib  # only for typo suggestions: kept off the handler's import path
+
     warnings = []
     for key in sorted(set(meta) - set(KEYS)):
         close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.85)
