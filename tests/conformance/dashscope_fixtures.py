@@ -109,6 +109,22 @@ def client(emulator: DashScopeEmulator) -> Iterator[httpx.Client]:
         yield http
 
 
+@pytest.fixture
+def http(emulator_factory: Callable[..., DashScopeEmulator]) -> Iterator[Callable[..., Any]]:
+    """Build an emulator with ``knobs`` and a raw httpx client for it."""
+    clients = []
+
+    def make(**knobs: Any) -> tuple[DashScopeEmulator, httpx.Client]:
+        emu = emulator_factory(**knobs)
+        headers = {"Authorization": f"Bearer {KEY}", "X-DashScope-Async": "enable"}
+        clients.append(httpx.Client(base_url=emu.base_url, headers=headers, trust_env=False, timeout=10))
+        return emu, clients[-1]
+
+    yield make
+    for c in clients:
+        c.close()
+
+
 def submit(http: httpx.Client, image_url: str, **parameters: Any) -> httpx.Response:
     """Raw create-task call."""
     body = {"model": "image-out-painting", "input": {"image_url": image_url}, "parameters": parameters}

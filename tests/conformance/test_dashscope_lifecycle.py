@@ -20,6 +20,7 @@ from dashscope_fixtures import (
     client,
     emulator,
     emulator_factory,
+    http,
     images,
     shared_emulator,
     submit,
@@ -29,21 +30,6 @@ from dashscope_fixtures import (
 from outpaint.local.dashscope import DashScopeEmulator
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
-
-
-@pytest.fixture
-def http(emulator_factory):
-    made = []
-
-    def make(**knobs):
-        emu = emulator_factory(**knobs)
-        headers = {"Authorization": f"Bearer {KEY}", "X-DashScope-Async": "enable"}
-        made.append(httpx.Client(base_url=emu.base_url, headers=headers, trust_env=False, timeout=10))
-        return emu, made[-1]
-
-    yield make
-    for c in made:
-        c.close()
 
 
 def test_pending_running_succeeded(http, images):

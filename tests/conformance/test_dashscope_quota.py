@@ -13,27 +13,12 @@ from dashscope_fixtures import (
     client,
     emulator,
     emulator_factory,
+    http,
     images,
     shared_emulator,
     submit,
     wait,
 )
-
-
-@pytest.fixture
-def http(emulator_factory):
-    """Build an emulator with ``knobs`` and a raw client for it."""
-    clients = []
-
-    def make(**knobs):
-        emu = emulator_factory(**knobs)
-        headers = {"Authorization": f"Bearer {KEY}", "X-DashScope-Async": "enable"}
-        clients.append(httpx.Client(base_url=emu.base_url, headers=headers, trust_env=False, timeout=10))
-        return emu, clients[-1]
-
-    yield make
-    for c in clients:
-        c.close()
 
 
 def codes(responses) -> list:
