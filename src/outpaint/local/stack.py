@@ -35,7 +35,7 @@ LOCAL_ACCOUNT_ID = "1234567890123456"
 LOCAL_ACCESS_KEY_ID = "LTAI-local-outpaint"
 LOCAL_ACCESS_KEY_SECRET = "local-outpaint-secret"  # noqa: S105 - local-only, printed on purpose
 LOCAL_API_KEY = "sk-local-outpaint"
-LOCAL_TUNING = {"OUTPAINT_POLL_INTERVAL_SECONDS": "0.5", "OUTPAINT_RETRY_BACKOFF_SECONDS": "1"}
+LOCAL_TUNING = {"OUTPAINT_RETRY_BACKOFF_SECONDS": "1"}  # retries after 1 s instead of 30 s
 
 
 class StackError(RuntimeError):
