@@ -24,8 +24,8 @@ bench: $(STAMP)          ## benchmarks against the naive approach; prints a tabl
 
 install: $(STAMP)
 
-package: $(STAMP)        ## build/outpaint-fc.zip: handler + outpaint + manylinux CPython 3.12 dependencies
-	$(PY) deploy/package.py
+package: $(STAMP)        ## build/outpaint-fc.zip (s.yaml) + build/outpaint-fc-custom.zip (template.yaml, + shim)
+	$(PY) deploy/package.py --flavour all
 
 deploy: package          ## s deploy -y with credentials from the environment (see docs/deploy.md)
 	deploy/deploy.sh

@@ -46,6 +46,9 @@ EXAMPLE_ENV = {
 
 # Funcraft (FC 2.0) needs a service around each function; one per function keeps one role per function.
 CUSTOM_RUNTIME_PORT = 9000
+# The custom-runtime package (`deploy/package.py --flavour custom`: s.yaml's package plus
+# functions-framework and the bootstrap). s.yaml's `code` is the built-in-runtime package.
+CUSTOM_RUNTIME_CODE = "./build/outpaint-fc-custom.zip"
 
 _EXPR = re.compile(r"\$\{([^{}]*)\}")
 _ENV_CALL = re.compile(r"""env\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]*)['"]\s*)?\)""")
@@ -148,7 +151,7 @@ def _function(props: Mapping[str, Any]) -> dict[str, Any]:
         # whose `bootstrap` (in the package root) starts `python3 -m outpaint.runtime` on CAPort.
         "Runtime": "custom",
         "Handler": props["handler"],  # passed to the shim as x-fc-function-handler
-        "CodeUri": props["code"],
+        "CodeUri": CUSTOM_RUNTIME_CODE,  # not props["code"]: that package has no shim
         "CAPort": CUSTOM_RUNTIME_PORT,
         "Timeout": props["timeout"],
         "MemorySize": props["memorySize"],
@@ -253,9 +256,11 @@ TEMPLATE_HEADER = """\
 # not committed: it would hold the key).
 #
 # Differences from s.yaml, all forced by the format:
-# - Runtime `custom` (the format knows no python3.10+): the package's `bootstrap` starts
-#   `python3 -m outpaint.runtime` on CAPort 9000, which needs a python3 >= 3.12 in the instance
-#   (the bootstrap checks and says so); the handler names are passed through unchanged.
+# - Runtime `custom` (the format knows no python3.10+), from the custom-runtime package
+#   build/outpaint-fc-custom.zip (`make package` builds it beside s.yaml's build/outpaint-fc.zip): its
+#   `bootstrap` starts `python3 -m outpaint.runtime` (functions-framework) on CAPort 9000, which needs a
+#   python3 >= 3.12 in the instance (the bootstrap checks and says so); the handler names are passed
+#   through unchanged.
 # - One service per function, so each function keeps its own least-privilege role (Policies are
 #   per service in this format).
 # - No reserved concurrency property: after deploying, limit outpaint-on-tick to 1 instance in the

@@ -257,10 +257,14 @@ def test_template_is_rendered_from_s_yaml(render: Any) -> None:
 
 
 def test_template_agrees_with_s_yaml(
-    render: Any, template: dict[str, Any], template_vars: dict[str, Any]
+    render: Any, package_module: Any, template: dict[str, Any], template_vars: dict[str, Any]
 ) -> None:
     """Independent field-by-field comparison (not via the renderer's own mapping code)."""
     s_yaml = render.render_s_yaml(render.EXAMPLE_ENV)
+    # Each deploys the package deploy/package.py builds for its runtime.
+    flavours = package_module.FLAVOURS
+    builtin_zip = "./" + flavours["builtin"].out.relative_to(package_module.ROOT).as_posix()
+    custom_zip = "./" + flavours["custom"].out.relative_to(package_module.ROOT).as_posix()
     functions = funcraft_functions(template)
     assert set(functions) == {props(s_yaml, r)["functionName"] for r in ("on-upload", "on-tick")}
     for resource_id in ("on-upload", "on-tick"):
@@ -270,7 +274,8 @@ def test_template_agrees_with_s_yaml(
         assert fp["Handler"] == p["handler"]
         assert fp["Runtime"] == "custom"
         assert fp["CAPort"] == 9000
-        assert fp["CodeUri"] == p["code"]
+        assert p["code"] == builtin_zip
+        assert fp["CodeUri"] == custom_zip
         assert fp["MemorySize"] == p["memorySize"]
         assert fp["Timeout"] == p["timeout"]
         assert fp["InstanceConcurrency"] == p["instanceConcurrency"]
