@@ -91,7 +91,7 @@ def handle_upload(event: Any, invocation: Invocation, settings: Settings | None 
     result: dict[str, Any] = {"outcomes": [o.__dict__ for o in outcomes]}
     if settings.upload_polls and any(o.action == "created" for o in outcomes):
         deadline = invocation.deadline(settings.tick_safety_margin_seconds)
-        result["poller"] = pipeline.poll(deadline).as_dict()
+        result["poller"] = pipeline.poll(deadline, hard_end=invocation.deadline(0)).as_dict()
     return result
 
 
@@ -107,4 +107,4 @@ def handle_tick(event: Any, invocation: Invocation, settings: Settings | None = 
         log.event("event.malformed", logging.WARNING, code=exc.code, reason=exc.message)
     pipeline = pipeline_for(settings, invocation.credentials)
     deadline = invocation.deadline(settings.tick_safety_margin_seconds, settings.tick_budget_seconds)
-    return pipeline.poll(deadline, wait_for_lease=True).as_dict()
+    return pipeline.poll(deadline, hard_end=invocation.deadline(0), wait_for_lease=True).as_dict()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 MODEL = "image-out-painting"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the service's timestamps; both in one (unstated) time zone
 SUBMIT_PATH = "/services/aigc/image2image/out-painting"
+GATEWAY_STATUSES = (502, 503, 504)
 
 
 class Kind(str, Enum):
@@ -173,6 +174,13 @@ class DashScopeClient:
                 f"submit sent, no answer: {type(exc).__name__}", kind=Kind.TRANSIENT.value
             ) from exc
         data = _json_body(response)
+        if response.status_code in GATEWAY_STATUSES and not data.get("code"):
+            # A proxy answered, not DashScope: the request may have reached the service.
+            raise SubmitOutcomeUnknown(
+                f"submit answered HTTP {response.status_code} by a gateway",
+                kind=Kind.TRANSIENT.value,
+                status=response.status_code,
+            )
         if response.status_code != 200 or data.get("code"):
             raise _provider_error(response.status_code, data, "submit")
         output = data.get("output") or {}

@@ -79,30 +79,37 @@ class ResultFetcher:
         limit = self._settings.max_result_bytes
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
         try:
-            with self._http.stream("GET", url) as response:
-                if 300 <= response.status_code < 400:
-                    raise ResultRefused("result URL redirects; redirects are not followed")
-                if response.status_code in (401, 403, 404, 410):
-                    raise ResultLost(f"result download answered HTTP {response.status_code}")
-                if response.status_code != 200:
-                    raise ResultUnavailable(f"result download answered HTTP {response.status_code}")
-                declared = int(response.headers.get("content-length") or 0)
-                if declared > limit:
-                    raise ResultRefused(f"result is {declared} bytes, over max_result_bytes={limit}")
-                size = 0
-                for chunk in response.iter_bytes(64 * 1024):
-                    size += len(chunk)
-                    if size > limit:
-                        raise ResultRefused(f"result exceeds max_result_bytes={limit}")
-                    spool.write(chunk)
-        except httpx.TransportError as exc:
+            size = self._download(url, spool, limit)
+        except httpx.HTTPError as exc:
             spool.close()
             raise ResultUnavailable(f"result download failed: {type(exc).__name__}") from exc
-        except ResultRefused:
+        except BaseException:
             spool.close()
             raise
         spool.seek(0)
         return identify(spool, size)
+
+    def _download(self, url: str, spool: IO[bytes], limit: int) -> int:
+        # identity: a compressed body could expand far beyond the size cap before it is counted.
+        with self._http.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
+            if 300 <= response.status_code < 400:
+                raise ResultRefused("result URL redirects; redirects are not followed")
+            if response.status_code in (401, 403, 404, 410):
+                raise ResultLost(f"result download answered HTTP {response.status_code}")
+            if response.status_code != 200:
+                raise ResultUnavailable(f"result download answered HTTP {response.status_code}")
+            declared = response.headers.get("content-length") or "0"
+            if not declared.isdigit():
+                raise ResultRefused(f"result has an invalid Content-Length {declared!r}")
+            if int(declared) > limit:
+                raise ResultRefused(f"result is {declared} bytes, over max_result_bytes={limit}")
+            size = 0
+            for chunk in response.iter_raw(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise ResultRefused(f"result exceeds max_result_bytes={limit}")
+                spool.write(chunk)
+        return size
 
 
 def identify(file: IO[bytes], size: int) -> ResultImage:
@@ -129,14 +136,20 @@ def finish_exact(result: ResultImage, width: int, height: int) -> ResultImage:
     """Resize the result to exactly ``width``×``height``, keeping its format."""
     from PIL import Image
 
-    with Image.open(result.file) as image:
-        if result.format == "JPEG":
-            image.draft("RGB", (width, height))  # decode at a reduced scale when shrinking: less memory
-        resized = image.resize((width, height), Image.Resampling.LANCZOS)
-    result.file.close()
+    try:
+        with Image.open(result.file) as image:
+            if result.format == "JPEG":
+                image.draft("RGB", (width, height))  # decode at a reduced scale when shrinking: less memory
+            resized = image.resize((width, height), Image.Resampling.LANCZOS)
+    finally:
+        result.file.close()
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
     options = {"quality": 92} if result.format in ("JPEG", "WEBP") else {}
-    resized.save(out, format=result.format, **options)
+    try:
+        resized.save(out, format=result.format, **options)
+    except BaseException:
+        out.close()
+        raise
     size = out.tell()
     out.seek(0)
     return ResultImage(file=out, size=size, format=result.format, width=width, height=height)

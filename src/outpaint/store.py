@@ -20,7 +20,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any
 
@@ -74,6 +74,7 @@ class JobRecord(BaseModel):
     source_key: str
     source_etag: str
     source_size: int = 0
+    source_meta_digest: str | None = None  # the upload's outpaint-* metadata (same bytes may be re-sent)
     variant_name: str = "default"
     parameters: dict[str, Any] = Field(default_factory=dict)
     output_width: int | None = None
@@ -114,6 +115,11 @@ class JobRecord(BaseModel):
         self.history.append(HistoryEntry(state=state, at=at, note=note))
 
 
+def metadata_digest(meta: Mapping[str, str]) -> str:
+    """Stable digest of an upload's ``outpaint-*`` metadata."""
+    return hashlib.sha256(json.dumps(sorted(meta.items())).encode()).hexdigest()[:32]
+
+
 def job_id_for(bucket: str, key: str, etag: str, variant_digest: str) -> str:
     """Same upload and variant → same id; a changed object or changed request → a new one."""
     material = "\0".join((bucket, key, etag.upper(), variant_digest)).encode()
@@ -128,7 +134,8 @@ class Lease(BaseModel):
     expires_at: float
     released: bool = False
     last_submit_at: float = 0.0
-    task_seconds: float | None = None  # moving average of observed task durations
+    task_seconds: float | None = None  # moving average of the service's task running times
+    last_sweep_at: float = 0.0  # last search for records that lost their marker
 
 
 class JobStore:
@@ -233,6 +240,15 @@ class JobStore:
             if record is not None and record.state == state:
                 yield record
 
+    def unmarked_job_ids(self) -> list[str]:
+        """Job ids whose record has no state marker at all (two LIST passes, no GET)."""
+        marked = {key.rsplit("-", 1)[-1] for key in self.storage.list_keys(f"{self.prefix}state/")}
+        return [job_id for job_id in self.all_job_ids() if job_id not in marked]
+
+    def restore_marker(self, record: JobRecord) -> None:
+        """Write the marker of ``record``'s current state (idempotent)."""
+        self._put_marker(record)
+
     def job_ids_for_source(self, key: str) -> list[str]:
         prefix = self.source_prefix(key)
         return [k[len(prefix) :] for k in self.storage.list_keys(prefix)]
@@ -281,7 +297,10 @@ class JobStore:
         Each holder writes a new term object create-if-absent, so of two contenders exactly one wins.
         """
         now = time.time() if now is None else now
-        previous = self._latest_lease()
+        try:
+            previous = self._latest_lease()
+        except _Contended:
+            return None
         if previous is not None and not previous.released and previous.expires_at > now:
             return None
         lease = Lease(
@@ -290,6 +309,7 @@ class JobStore:
             expires_at=now + seconds,
             last_submit_at=previous.last_submit_at if previous else 0.0,
             task_seconds=previous.task_seconds if previous else None,
+            last_sweep_at=previous.last_sweep_at if previous else 0.0,
         )
         try:
             self.storage.put(self._lease_key(lease.term), _dump(lease), forbid_overwrite=True)
@@ -304,7 +324,10 @@ class JobStore:
     def holds_lease(self, lease: Lease, now: float | None = None) -> bool:
         """True while ``lease`` is unexpired and no later term exists (fencing before each round)."""
         now = time.time() if now is None else now
-        latest = self._latest_lease()
+        try:
+            latest = self._latest_lease()
+        except _Contended:
+            return False
         return latest is not None and latest.term == lease.term and lease.expires_at > now
 
     def release_lease(self, lease: Lease) -> None:
@@ -316,13 +339,19 @@ class JobStore:
         return f"{self.prefix}lease/{term:012d}"
 
     def _latest_lease(self) -> Lease | None:
+        """The newest term, or None when there never was one; raise _Contended when the newest listed
+        term vanished meanwhile (a new holder won and cleaned up)."""
         keys = list(self.storage.list_keys(f"{self.prefix}lease/"))
-        for key in reversed(keys):
-            try:
-                return Lease.model_validate_json(self.storage.get_bytes(key))
-            except NotFound:
-                continue
-        return None
+        if not keys:
+            return None
+        try:
+            return Lease.model_validate_json(self.storage.get_bytes(keys[-1]))
+        except NotFound:
+            raise _Contended from None
+
+
+class _Contended(Exception):
+    """Someone else is taking the lease right now."""
 
 
 def _dump(model: BaseModel) -> bytes:

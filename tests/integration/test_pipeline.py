@@ -126,13 +126,15 @@ def test_failing_task_is_retried_then_failed_with_the_provider_code(tmp_path):
         assert stack.dashscope.stats()["submits_accepted"] == 2
 
 
-def test_result_lost_before_download_expires_after_the_attempts(tmp_path):
+def test_a_result_lost_after_success_is_expired_not_bought_again(tmp_path):
     with running_stack(tmp_path, result_url_seconds=0.01) as stack:
-        stack.on_upload(stack.upload("inbox/a.jpg", photo(), ratio="1:1"), max_attempts=2)
+        stack.on_upload(stack.upload("inbox/a.jpg", photo(), ratio="1:1"), max_attempts=3)
         [job] = records(stack)
-        assert job.state is State.EXPIRED
-        assert job.error_code == "result.lost"
-        assert job.attempts == 2
+        accepted = stack.dashscope.stats()["submits_accepted"]
+    assert job.state is State.EXPIRED
+    assert job.error_code == "result.lost"
+    assert "outpaint retry" in job.error_message
+    assert (job.attempts, accepted) == (1, 1)
 
 
 def test_result_on_a_foreign_origin_is_refused(stack):

@@ -53,6 +53,10 @@ class Stack:
             "poll_interval_seconds": 0.2,
             "retry_backoff_seconds": 0.0,
             "tick_safety_margin_seconds": 1.0,
+            # Short timeouts: tests poll with deadlines of seconds, and a submit is only started when
+            # its answer can still be recorded before the (test's) hard end.
+            "connect_timeout_seconds": 2.0,
+            "read_timeout_seconds": 5.0,
         }
         values.update(self.overrides)
         values.update(overrides)
