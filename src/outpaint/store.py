@@ -16,6 +16,7 @@ After creation only the lease holder changes a record, so no compare-and-swap is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -329,6 +330,19 @@ class JobStore:
         except _Contended:
             return False
         return latest is not None and latest.term == lease.term and lease.expires_at > now
+
+    def break_lease(self) -> None:
+        """Void the current lease, keeping its pacing state. Only for when its holder is known to be
+        gone (the local stack restarting: its pollers died with it); never from a function."""
+        try:
+            previous = self._latest_lease()
+        except _Contended:
+            return  # someone is taking it right now: nothing stale to break
+        if previous is None or previous.released:
+            return
+        voided = previous.model_copy(update={"term": previous.term + 1, "owner": "broken", "released": True})
+        with contextlib.suppress(AlreadyExists):
+            self.storage.put(self._lease_key(voided.term), _dump(voided), forbid_overwrite=True)
 
     def release_lease(self, lease: Lease) -> None:
         """Hand the lease back, with the pacing state for the next holder."""

@@ -107,6 +107,20 @@ def test_the_lease_outlives_the_process(stack):
     assert lease.expires_at >= started + 60
 
 
+def test_a_broken_lease_is_free_at_once_and_keeps_its_pacing(stack):
+    store = stack.pipeline().store
+    held = store.acquire_lease(600.0)
+    held.last_submit_at = 123.0
+    store.release_lease(held)
+    again = store.acquire_lease(600.0)
+    assert store.acquire_lease(600.0) is None
+    store.break_lease()
+    taken = store.acquire_lease(600.0)
+    assert taken is not None
+    assert taken.term == again.term + 2
+    assert taken.last_submit_at == 123.0
+
+
 # --- submits -------------------------------------------------------------------------------------------
 def test_a_failed_record_write_after_submit_does_not_buy_a_second_task(stack):
     queue(stack, "inbox/f.jpg", ratio="16:9")

@@ -168,6 +168,7 @@ class LocalStack:
                     port=config.dashscope_port,
                 ).start()
             self.functions = self._load_functions()
+            self._void_previous_lease()
             self.runner = FcRunner(
                 self.functions,
                 self._invoker(),
@@ -187,6 +188,19 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def _void_previous_lease(self) -> None:
+        """A poller of a previous run died with it: its lease would otherwise block the next tick until
+        it expires (the function's whole timeout, by design)."""
+        from outpaint.app import static_credentials
+        from outpaint.storage import Storage
+        from outpaint.store import JobStore
+
+        settings = self.settings()
+        credentials = static_credentials(settings)
+        if credentials is None:
+            raise StackError("the local stack's own OSS keys are missing from its settings")
+        JobStore(Storage(settings, credentials), settings.state_prefix).break_lease()
 
     def _domains(self) -> tuple[str, ...]:
         """Host names under which the emulator answers virtual-host style (``<bucket>.<domain>``)."""
