@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from outpaint.cli import main
-from outpaint.cli.ops_backfill import scan_prefix, synthetic_event
+from outpaint.cli.ops_backfill import _print_summary, scan_prefix, synthetic_event
 from outpaint.cli.ops_common import OpsError, format_seconds, format_time, parse_duration
 from outpaint.cli.ops_progress import Progress
 from outpaint.cli.ops_views import state_timings
@@ -166,12 +166,21 @@ def test_missing_credentials_exit_2_naming_both_variables(clean_env, capsys):
 @pytest.mark.parametrize(
     "argv",
     [["retry"], ["retry", "abc", "--failed"], ["purge"], ["purge", "--older-than", "soon"], ["jobs"],
-     ["invoke", "deploy", "e.json"], ["backfill"]],
+     ["invoke", "deploy", "e.json"], ["backfill"], ["status", "--limit", "-1"], ["status", "--limit", "x"],
+     ["backfill", "inbox/", "--limit", "-1"], ["backfill", "inbox/", "--limit", "0"]],
 )  # fmt: skip
 def test_usage_errors_exit_2(clean_env, capsys, argv):
     clean_env.setenv("OUTPAINT_BUCKET", "b")
     assert main(argv) == 2
     assert capsys.readouterr().err
+
+
+def test_backfill_summary_mentions_a_checkpoint_only_after_processing_something(capsys):
+    summary = {"prefix": "inbox/", "resumed_after": None, "listed": 3, "processed": 0, "actions": {}}
+    _print_summary({**summary, "last_key": None, "complete": False})
+    assert "checkpoint" not in capsys.readouterr().out
+    _print_summary({**summary, "processed": 1, "last_key": "inbox/a.jpg", "complete": False})
+    assert "checkpoint saved after inbox/a.jpg" in capsys.readouterr().out
 
 
 def test_help_exits_0(capsys):

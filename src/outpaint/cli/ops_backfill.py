@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from outpaint.cli.ops_common import Ops, OpsError, format_seconds, print_json
+from outpaint.cli.ops_common import Ops, OpsError, format_seconds, positive_int, print_json
 from outpaint.cli.ops_progress import Progress
 from outpaint.events import parse_oss_event
 from outpaint.storage import USER_META_PREFIX, NotFound
@@ -36,7 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prefix", metavar="PREFIX", help="object key prefix, inside the input prefix")
     parser.add_argument("--dry-run", action="store_true", help="list what would be enqueued, change nothing")
     parser.add_argument("--restart", action="store_true", help="ignore the checkpoint of an earlier run")
-    parser.add_argument("--limit", type=int, metavar="N", help="process at most N objects in this run")
+    parser.add_argument(
+        "--limit", type=positive_int, metavar="N", help="process at most N (>= 1) objects in this run"
+    )
     parser.add_argument("--drain", action="store_true", help="then run the poller until no job is active")
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
 
@@ -217,7 +219,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print("  " + ", ".join(f"{action} {count}" for action, count in sorted(summary["actions"].items())))
     if summary["complete"]:
         print("  listing complete; checkpoint cleared")
-    else:
+    elif summary["processed"]:
         print(
             f"  checkpoint saved after {summary['last_key']}: run again to continue, --restart to start over"
         )

@@ -77,6 +77,26 @@ def parse_duration(text: str) -> float:
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (argparse ``type``): a usage error, exit 2, otherwise."""
+    return _bounded_int(text, 0, "a whole number >= 0")
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse ``type``): a usage error, exit 2, otherwise."""
+    return _bounded_int(text, 1, "a whole number >= 1")
+
+
+def _bounded_int(text: str, minimum: int, expected: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def format_seconds(seconds: float) -> str:
     """A short human duration: ``0.42s``, ``12.5s``, ``3m 05s``, ``2h 10m``, ``4d 3h``."""
     if seconds < 60:

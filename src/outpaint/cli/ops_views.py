@@ -9,7 +9,14 @@ import time
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from outpaint.cli.ops_common import Ops, OpsError, format_seconds, format_time, print_json
+from outpaint.cli.ops_common import (
+    Ops,
+    OpsError,
+    format_seconds,
+    format_time,
+    non_negative_int,
+    print_json,
+)
 from outpaint.store import IN_FLIGHT_STATES, JobRecord, State
 
 if TYPE_CHECKING:
@@ -23,7 +30,9 @@ _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 # ============================================================================= status
 def configure_status(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=10, help="recent failures to show (default 10)")
+    parser.add_argument(
+        "--limit", type=non_negative_int, default=10, help="recent failures to show (default %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
