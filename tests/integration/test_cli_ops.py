@@ -168,6 +168,25 @@ def test_backfill_limit_checkpoint_restart_and_dry_run(env, stack, capsys):
     assert (again["resumed_after"], again["actions"]) == (None, {"duplicate": 2})
 
 
+def test_backfill_drain_stops_when_dashscope_refuses_the_key(env, stack, capsys, monkeypatch):
+    put_images(stack, "inbox/nokey/", 1, ratio="16:9")
+    env.setenv("OUTPAINT_DASHSCOPE_API_KEY", "sk-wrong")
+    env.setenv("OUTPAINT_TICK_BUDGET_SECONDS", "0.5")
+    monkeypatch.setattr(ops_backfill, "DRAIN_STALL_SECONDS", 1.5)
+    monkeypatch.setattr(ops_backfill, "DRAIN_IDLE_SECONDS", 0.2)
+
+    started = time.monotonic()
+    status, out, err = run(capsys, "backfill", "inbox/nokey/", "--drain")
+
+    assert status == 1
+    assert time.monotonic() - started < 10
+    assert "created 1" in out
+    assert "drain stopped: no progress" in err
+    assert "outpaint status" in err
+    assert [job.state for job in jobs_by_key(stack).values()] == [State.QUEUED]
+    assert stack.dashscope.stats()["submits_accepted"] == 0
+
+
 def test_backfill_outside_the_input_prefix_is_refused(env, capsys):
     status, _out, err = run(capsys, "backfill", "outpainted/")
     assert status == 1

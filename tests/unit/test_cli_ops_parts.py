@@ -6,17 +6,19 @@ import argparse
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from outpaint.cli import main
-from outpaint.cli.ops_backfill import _print_summary, scan_prefix, synthetic_event
+from outpaint.cli import main, ops_backfill
+from outpaint.cli.ops_backfill import _print_summary, scan_prefix, stall_message, synthetic_event
 from outpaint.cli.ops_common import OpsError, format_seconds, format_time, parse_duration
 from outpaint.cli.ops_progress import Progress
 from outpaint.cli.ops_views import state_timings
 from outpaint.config import load_settings
 from outpaint.events import parse_oss_event
+from outpaint.poller import PollReport
 from outpaint.storage import ObjectHead
 from outpaint.store import JobRecord, State
 
@@ -181,6 +183,44 @@ def test_backfill_summary_mentions_a_checkpoint_only_after_processing_something(
     assert "checkpoint" not in capsys.readouterr().out
     _print_summary({**summary, "processed": 1, "last_key": "inbox/a.jpg", "complete": False})
     assert "checkpoint saved after inbox/a.jpg" in capsys.readouterr().out
+
+
+class _StuckPipeline:
+    """A pipeline whose jobs stay queued: every poller run is refused by DashScope at once."""
+
+    def __init__(self) -> None:
+        self.settings = load_settings(bucket="b")
+        self.store = self
+        self.polls = 0
+        self.sleeps: list[float] = []
+
+    def job_ids(self, state: State) -> list[str]:
+        return ["j1", "j2"] if state is State.QUEUED else []
+
+    def poll(self, deadline: float, *, wait_for_lease: bool) -> PollReport:
+        self.polls += 1
+        return PollReport(throttled=1, queued=2)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        time.sleep(seconds)
+
+
+def test_drain_pauses_between_idle_runs_and_gives_up_when_nothing_moves(monkeypatch):
+    monkeypatch.setattr(ops_backfill, "DRAIN_STALL_SECONDS", 0.2)
+    monkeypatch.setattr(ops_backfill, "DRAIN_IDLE_SECONDS", 0.05)
+    pipeline = _StuckPipeline()
+
+    drained = ops_backfill.drain(pipeline)  # type: ignore[arg-type]
+
+    assert drained["stalled"] is True
+    assert drained["active"] == 2
+    assert 2 <= pipeline.polls <= 6  # not a busy loop: one run per idle pause
+    assert set(pipeline.sleeps) == {0.05}
+    message = stall_message(drained)
+    assert "no progress" in message
+    assert "outpaint status" in message
+    assert f"{drained['throttled']} submit(s) refused" in message
 
 
 def test_help_exits_0(capsys):

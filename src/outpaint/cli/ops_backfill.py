@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from outpaint.cli.ops_common import Ops, OpsError, format_seconds, positive_int, print_json
+from outpaint.cli.ops_common import Ops, OpsError, fail, format_seconds, positive_int, print_json
 from outpaint.cli.ops_progress import Progress
 from outpaint.events import parse_oss_event
 from outpaint.storage import USER_META_PREFIX, NotFound
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 HELP = "enqueue existing objects under PREFIX through the normal intake (resumable; --drain finishes them)"
 CHECKPOINT_EVERY = 10
 DRAIN_REFRESH_SECONDS = 2.0
+DRAIN_IDLE_SECONDS = 1.0  # pause after a poller run that moved nothing (no busy loop)
+DRAIN_STALL_SECONDS = 60.0  # give up after this long without progress (e.g. a DashScope key problem)
 POLL_COUNTERS = ("submitted", "throttled", "queries", "done", "failed", "requeued")
 
 
@@ -62,6 +64,8 @@ def backfill(ops: Ops, args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         _print_summary(summary)
+    if args.drain and summary["drain"]["stalled"]:
+        return fail("backfill", stall_message(summary["drain"]), 1)
     return 0
 
 
@@ -183,15 +187,39 @@ def drain(pipeline: Pipeline) -> dict[str, Any]:
             original_sleep(seconds)
 
         original_sleep, pipeline.sleep = pipeline.sleep, sleep_and_report
+        last_progress, stalled = time.monotonic(), False
         try:
             while remaining:
                 report = pipeline.poll(time.time() + settings.tick_budget_seconds, wait_for_lease=True)
                 totals.update({name: getattr(report, name) for name in POLL_COUNTERS})
-                remaining = _active(store)
+                before, remaining = remaining, _active(store)
                 progress.update(max(first - remaining, 0), note=f"{remaining} active")
+                moved = report.submitted or report.done or report.failed or report.in_flight
+                if moved or remaining < before:
+                    last_progress = time.monotonic()
+                elif time.monotonic() - last_progress >= DRAIN_STALL_SECONDS:
+                    stalled = True
+                    break
+                else:  # nothing to wait for inside the poller (out of time, submits refused): no busy loop
+                    original_sleep(DRAIN_IDLE_SECONDS)
         finally:
             pipeline.sleep = original_sleep
-    return {**{name: totals[name] for name in POLL_COUNTERS}, "seconds": round(time.monotonic() - started, 3)}
+    return {
+        **{name: totals[name] for name in POLL_COUNTERS},
+        "seconds": round(time.monotonic() - started, 3),
+        "stalled": stalled,
+        "active": remaining,
+    }
+
+
+def stall_message(drained: dict[str, Any]) -> str:
+    """Why `backfill --drain` gave up, and where to look."""
+    refused = f"; {drained['throttled']} submit(s) refused or throttled" if drained["throttled"] else ""
+    return (
+        f"drain stopped: no progress for {format_seconds(DRAIN_STALL_SECONDS)} with {drained['active']} "
+        f"job(s) still active{refused}. Check `outpaint status` and the logs (run with -v; "
+        "dashscope.account_problem means the DashScope key, billing or model access needs an operator)"
+    )
 
 
 def _active(store: JobStore) -> int:
