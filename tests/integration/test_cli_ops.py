@@ -4,12 +4,14 @@ environment, exactly as an operator runs it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
 
 import pytest
 
+from outpaint import log
 from outpaint.cli import main, ops_backfill
 from outpaint.store import JobStore, State
 from tests.support.images import photo
@@ -342,6 +344,14 @@ def test_invoke_runs_the_handlers_on_the_sample_events(env, stack, capsys):
     status, out, _ = run(capsys, "invoke", "upload", str(EVENTS / "timer.json"))
     assert status == 1
     assert json.loads(out)["error"] == "event.malformed"
+
+
+def test_invoke_logs_at_the_clis_level_not_the_settings(env, stack, capsys):
+    env.setenv("OUTPAINT_LOG_LEVEL", "DEBUG")
+    run_json_plain(capsys, "invoke", "tick", str(EVENTS / "timer.json"))
+    assert log.logger.level == logging.WARNING  # without -v: warnings only, as every ops command
+    run_json_plain(capsys, "invoke", "-v", "tick", str(EVENTS / "timer.json"))
+    assert log.logger.level == logging.DEBUG  # -v: the settings' level
 
 
 def test_settings_errors_are_listed_one_per_line(env, capsys):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from outpaint import log
 from outpaint.cli import ops_backfill, ops_invoke, ops_maintenance, ops_views
-from outpaint.cli.ops_common import Ops, fail
+from outpaint.cli.ops_common import Ops, cli_log_level, fail
 from outpaint.errors import ConfigError, OutpaintError
 
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -49,7 +49,7 @@ def main(command: str, argv: Sequence[str]) -> int:
         return int(exc.code or 0)
     try:
         settings = load_settings()
-        log.configure(settings.log_level if args.verbose else "WARNING")
+        log.configure(cli_log_level(settings, args.verbose))
         return COMMANDS[command][2](Ops(settings), args)
     except ConfigError as exc:
         return fail(command, exc.message, 2)

@@ -64,6 +64,11 @@ class Ops:
         return build_pipeline(self.settings, self.credentials)
 
 
+def cli_log_level(settings: Settings, verbose: bool) -> str:
+    """The ops commands' log level: the settings' with ``-v``, else warnings only."""
+    return settings.log_level if verbose else "WARNING"
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 

@@ -7,16 +7,24 @@ import sys
 import uuid
 from pathlib import Path
 
-from outpaint.cli.ops_common import Ops, fail, print_json
+from outpaint.cli.ops_common import Ops, cli_log_level, fail, print_json
 
 HELP = "run on_upload or on_tick locally on an event file (e.g. events/oss-put.json); prints the result"
+# A submit is only started with its connect + read timeout (about 27 s by default) left before the
+# function's end: with a much shorter timeout the handler queues jobs but submits none.
+DEFAULT_TIMEOUT_SECONDS = 60.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("handler", choices=("upload", "tick"), help="on_upload or on_tick")
     parser.add_argument("event", metavar="EVENT.json", help="the event payload file, or - for stdin")
     parser.add_argument(
-        "--timeout", type=float, default=60.0, metavar="SECONDS", help="the function timeout (default 60)"
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="the function timeout (default %(default)g: a submit is only started with its connect + read "
+        "timeout, about 27 s, left, so a much shorter timeout queues jobs without submitting them)",
     )
 
 
@@ -36,6 +44,8 @@ def invoke(ops: Ops, args: argparse.Namespace) -> int:
         credentials=ops.credentials,
     )
     handler = handle_upload if args.handler == "upload" else handle_tick
-    result = handler(payload, invocation, ops.settings)
+    # The handler applies its settings' log level: give it the CLI's (warnings, or the settings' with -v).
+    settings = ops.settings.model_copy(update={"log_level": cli_log_level(ops.settings, args.verbose)})
+    result = handler(payload, invocation, settings)
     print_json(result)
     return 1 if "error" in result else 0
