@@ -257,6 +257,18 @@ def _make_auth(version: str, credentials: Credentials) -> Any:
 
 
 def _storage_error(operation: str, key: str, exc: oss2.exceptions.OssError) -> StorageError:
+    from urllib.parse import urlsplit
+
+    import oss2
+
+    if isinstance(exc, oss2.exceptions.RequestError):  # status -2: no HTTP answer at all
+        cause = exc.exception
+        url = urlsplit(str(getattr(getattr(cause, "request", None), "url", None) or ""))
+        endpoint = f"{url.scheme}://{url.netloc}" if url.netloc else "the configured endpoint"
+        return StorageError(
+            f"cannot reach OSS at {endpoint}: {type(cause).__name__} (during {operation} {key!r})",
+            code="storage.unreachable",
+        )
     return StorageError(
         f"OSS {operation} {key!r} failed: HTTP {exc.status} {exc.code or ''} {exc.message or ''}".strip(),
         code=f"storage.{(exc.code or 'http_' + str(exc.status)).lower()}",

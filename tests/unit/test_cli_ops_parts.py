@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -226,6 +227,19 @@ def test_drain_pauses_between_idle_runs_and_gives_up_when_nothing_moves(monkeypa
 def test_help_exits_0(capsys):
     assert main(["backfill", "--help"]) == 0
     assert "--drain" in capsys.readouterr().out
+
+
+def test_unreachable_oss_names_the_endpoint(clean_env, capsys):
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    values = {"BUCKET": "bkt", "ACCESS_KEY_ID": "id", "ACCESS_KEY_SECRET": "secret", "OSS_ENDPOINT": endpoint}
+    for name, value in values.items():
+        clean_env.setenv(f"OUTPAINT_{name}", value)
+    assert main(["status"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach OSS at {endpoint}: ConnectionError" in err
+    assert "HTTP -2" not in err
 
 
 def test_invoke_reports_an_unreadable_event_file(clean_env, capsys, tmp_path):
