@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,47 @@ def test_a_function_without_a_handler_is_named_in_the_error(tmp_path):
     path.write_text("resources:\n  f:\n    component: fc3\n    props: {region: r, functionName: f}\n")
     with pytest.raises(SlsYamlError, match=r"resources\.f: bad or missing 'handler'"):
         load_functions(path, {})
+
+
+TIMER_S_YAML = """\
+resources:
+  f:
+    component: fc3
+    props:
+      region: r
+      functionName: f
+      handler: index.handler
+      triggers:
+        - triggerName: tick
+          triggerType: timer
+          triggerConfig:
+            cronExpression: "0 * * * * *"
+            enable: ${env('TICK_ON', 'true')}
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [("false", False), ("False", False), ("0", False), ("no", False), ("true", True), ("1", True)],
+)
+def test_timer_enable_from_an_env_expression_is_parsed_as_a_boolean(tmp_path, value, enabled):
+    path = tmp_path / "s.yaml"
+    path.write_text(TIMER_S_YAML)
+    [timer] = load_functions(path, {"TICK_ON": value})["f"].timer_triggers
+    assert timer.enabled is enabled
+
+
+def test_timer_enable_that_is_no_boolean_is_refused(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(TIMER_S_YAML)
+    with pytest.raises(SlsYamlError, match="enable: expected true or false, got 'maybe'"):
+        load_functions(path, {"TICK_ON": "maybe"})
+
+
+def test_s_yaml_comments_quote_the_tick_budget_it_sets():
+    text = (REPO / "s.yaml").read_text()
+    variables = yaml.safe_load(text)["vars"]
+    budget, margin = variables["tick_budget_seconds"], variables["tick_safety_margin_seconds"]
+    assert re.findall(r"OUTPAINT_TICK_BUDGET_SECONDS \((\d+)\)", text) == [budget]
+    assert re.findall(r"OUTPAINT_TICK_SAFETY_MARGIN_SECONDS \((\d+)\)", text) == [margin]
+    assert re.findall(r"(\d+) s > (\d+) \+ (\d+)", text) == [("90", budget, margin)]

@@ -199,11 +199,25 @@ def _oss(trigger: dict[str, Any]) -> OssTrigger:
     )
 
 
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A YAML boolean, or the text an ``${env(...)}`` expression renders to (``"false"`` is False)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise SlsYamlError(f"{name}: expected true or false, got {value!r}")
+
+
 def _timer(trigger: dict[str, Any]) -> TimerTrigger:
     config = trigger["triggerConfig"]
     return TimerTrigger(
         name=str(trigger["triggerName"]),
         cron=str(config["cronExpression"]),
-        enabled=bool(config.get("enable", True)),
+        enabled=_flag(config.get("enable", True), "enable"),
         payload=str(config.get("payload") or ""),
     )
