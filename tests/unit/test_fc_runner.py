@@ -138,7 +138,7 @@ def test_an_oss_upload_reaches_on_upload_with_an_fc_context(tmp_path, fake, make
     runner = make_runner(tick_every=3600)
     with OssEmulator(
         tmp_path / "oss",
-        buckets=["bkt"],
+        buckets=["bkt", "other"],
         access_key_id=AK,
         access_key_secret=SK,
         region="cn-beijing",
@@ -148,6 +148,8 @@ def test_an_oss_upload_reaches_on_upload_with_an_fc_context(tmp_path, fake, make
         bucket = oss2.Bucket(oss2.Auth(AK, SK), oss.endpoint, "bkt")
         for key in ("inbox/a.jpg", "inbox/a.txt", "elsewhere/b.jpg"):
             bucket.put_object(key, b"not really an image")
+        # The trigger's sourceArn names bkt: an upload to another bucket is not its event.
+        oss2.Bucket(oss2.Auth(AK, SK), oss.endpoint, "other").put_object("inbox/c.jpg", b"x")
         assert oss.drain_notifications(5)
         assert runner.wait_idle(5)
 

@@ -104,13 +104,18 @@ class FcRunner:
         return self
 
     def connect(self, oss: Any) -> None:
-        """Subscribe every OSS trigger to ``oss`` (an OssEmulator) with the trigger's filters."""
+        """Subscribe every OSS trigger to ``oss`` (an OssEmulator) with the trigger's filters and the
+        bucket of its ``sourceArn`` (every bucket when the ARN names none)."""
         for function in self.functions.values():
             for trigger in function.oss_triggers:
                 target = partial(self._on_oss_event, function, trigger)
                 self._subscriptions.append(
                     oss.subscribe(
-                        target, events=list(trigger.events), prefix=trigger.prefix, suffix=trigger.suffix
+                        target,
+                        events=list(trigger.events),
+                        prefix=trigger.prefix,
+                        suffix=trigger.suffix,
+                        bucket=trigger.bucket,
                     )
                 )
 
