@@ -87,6 +87,14 @@ def test_max_keys_limit(bucket):
     assert info.value.code == "InvalidArgument"
 
 
+def test_max_keys_zero_is_an_empty_untruncated_page(filled, emulator):
+    for page in (filled.list_objects(max_keys=0), filled.list_objects_v2(max_keys=0)):
+        assert (page.object_list, page.prefix_list, page.is_truncated) == ([], [], False)
+    service = oss2.Service(oss2.Auth(AK, SK), emulator.endpoint)
+    buckets = service.list_buckets(max_keys=0)
+    assert (buckets.buckets, buckets.is_truncated) == ([], False)
+
+
 def test_batch_delete(filled):
     result = filled.batch_delete_objects(["a/1", "c", "missing"])
     assert sorted(result.deleted_keys) == ["a/1", "c", "missing"]

@@ -106,7 +106,8 @@ async def list_buckets(call: Call) -> Response:
     max_keys = call.int_param("max-keys", 100, MAX_KEYS)
     records = await run_in_threadpool(call.storage.buckets)
     matching = [r for r in records if r.name.startswith(prefix) and r.name > marker]
-    page, truncated = matching[:max_keys], len(matching) > max_keys
+    # max-keys 0: an empty, untruncated page, as for objects (listing.list_page).
+    page, truncated = matching[:max_keys], 0 < max_keys < len(matching)
     return xml_response(
         "ListAllMyBucketsResult",
         [

@@ -26,8 +26,13 @@ def list_page(
     marker: str,
     max_keys: int,
 ) -> Page:
-    """Keys greater than ``marker`` under ``prefix``, rolled up at ``delimiter`` into common prefixes."""
+    """Keys greater than ``marker`` under ``prefix``, rolled up at ``delimiter`` into common prefixes.
+
+    ``max_keys`` 0 answers an empty, untruncated page: a truncated one would have no next marker, and a
+    client paging until IsTruncated is false would ask for the same empty page forever."""
     page = Page()
+    if max_keys <= 0:
+        return page
     index = max(bisect.bisect_right(keys, marker), bisect.bisect_left(keys, prefix))
     while index < len(keys) and keys[index].startswith(prefix):
         key = keys[index]
