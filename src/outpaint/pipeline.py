@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from outpaint import log
 from outpaint.errors import ImageProbeError, PlanError
 from outpaint.plan import PlanDefaults, plan_upload, user_metadata
-from outpaint.poller import META_GENERATED_BY, PollerRun, PollReport
+from outpaint.poller import META_GENERATED_BY, PollerRun, PollReport, submit_seconds
 from outpaint.storage import NotFound
 from outpaint.store import JobRecord, Lease, State, job_id_for, metadata_digest
 
@@ -181,10 +181,13 @@ class Pipeline:
     ) -> PollReport:
         """Hold the lease and work until ``deadline`` or until nothing is queued or in flight.
 
-        ``hard_end`` is when the platform may stop this process (default: the deadline plus the safety
-        margin); the lease is taken until after it, so no other holder can start while this one may act.
+        ``hard_end`` is when the platform may stop this process (default, for callers without a platform
+        timeout: late enough to finish a submit begun at the deadline); the lease is taken until after it,
+        so no other holder can start while this one may act.
         """
-        hard_end = hard_end if hard_end is not None else deadline + self.settings.tick_safety_margin_seconds
+        if hard_end is None:
+            # No platform timeout (CLI, tests): room to finish a submit begun at the deadline.
+            hard_end = deadline + max(self.settings.tick_safety_margin_seconds, submit_seconds(self.settings))
         lease = self._acquire(deadline, hard_end, wait_for_lease)
         if lease is None:
             log.event("poller.lease_held")

@@ -31,6 +31,7 @@ from outpaint.storage import NotFound
 from outpaint.store import IN_FLIGHT_STATES, JobRecord, Lease, State, TaskAttempt, metadata_digest
 
 if TYPE_CHECKING:
+    from outpaint.config import Settings
     from outpaint.dashscope import TaskState
     from outpaint.pipeline import Pipeline
     from outpaint.results import ResultImage
@@ -48,6 +49,11 @@ SWEEP_EVERY_SECONDS = 600.0  # how often a holder looks for records that lost th
 SUBMIT_ANSWER_SLACK = 2.0  # beyond connect + read timeout, to record a submit's answer
 
 
+def submit_seconds(settings: Settings) -> float:
+    """The longest a submit can take before its answer is recorded."""
+    return settings.connect_timeout_seconds + settings.read_timeout_seconds + SUBMIT_ANSWER_SLACK
+
+
 @dataclass
 class PollReport:
     """What one poller run did."""
@@ -63,6 +69,7 @@ class PollReport:
     in_flight: int = 0
     queued: int = 0
     repaired: int = 0
+    out_of_time: bool = False  # queued jobs were left because a submit could not finish in time
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -83,7 +90,6 @@ class PollerRun:
         self.cache: dict[str, JobRecord] = {}
         self.persisted: dict[str, State] = {}  # the state each cached record has in the bucket
         self.dirty: set[str] = set()
-        self.pause_submits_until = 0.0
         self.pause_queries_until = 0.0
         self.last_query_at = 0.0
         self.succeeded: dict[str, TaskState] = {}  # this round's finished tasks awaiting write-back
@@ -219,9 +225,6 @@ class PollerRun:
         # 5 % slack over the nominal spacing keeps us under a limiter that counts per window.
         return self.lease.last_submit_at + 1.05 / self.s.submit_qps
 
-    def _submit_cost(self) -> float:
-        return self.s.connect_timeout_seconds + self.s.read_timeout_seconds + SUBMIT_ANSWER_SLACK
-
     def _admit(self, queue: list[tuple[str, str]], running: int) -> float | None:
         """Submit queued jobs into free slots; return when admission could next make progress."""
         waiting_until: float | None = None
@@ -229,19 +232,36 @@ class PollerRun:
             now = self.p.clock()
             if running >= self.s.max_concurrent_tasks or not self._alive():
                 return None  # a finishing task (queried anyway) frees the next slot
-            if now + self._submit_cost() >= self.hard_end:
-                return None  # its answer could not be recorded before FC stops this process
-            if now < max(self.pause_submits_until, self._next_submit_slot()):
-                return max(self.pause_submits_until, self._next_submit_slot())
+            if now + submit_seconds(self.s) >= self.hard_end:
+                self._warn_no_time_to_submit()
+                return None
+            if now < self._submits_open_at():
+                return self._submits_open_at()
             job = self._load(marker, State.QUEUED, job_id)
             if job is None or job.state is not State.QUEUED:
                 continue
-            if job.not_before > now:
-                waiting_until = min(waiting_until or job.not_before, job.not_before)
-                continue
-            self._guard(job, self._submit)
-            running += job.state in IN_FLIGHT_STATES
+            if job.not_before <= now:
+                self._guard(job, self._submit)
+                running += job.state in IN_FLIGHT_STATES
+            if job.state is State.QUEUED:  # backing off, or sent back by a 429 / an unknown outcome
+                due = max(job.not_before, self._submits_open_at())
+                waiting_until = due if waiting_until is None else min(waiting_until, due)
         return waiting_until
+
+    def _submits_open_at(self) -> float:
+        """Earliest time of the next submit: the pacing slot, or later while the service pushes back
+        (the pause is kept in the lease, so the next holder respects it too)."""
+        return max(self.lease.submits_paused_until, self._next_submit_slot())
+
+    def _warn_no_time_to_submit(self) -> None:
+        if not self.report.out_of_time:
+            self.report.out_of_time = True
+            log.event(
+                "poller.no_time_to_submit",
+                logging.WARNING,
+                reason="a submit's answer could not be recorded before the function's timeout; "
+                "queued jobs wait for the next tick (raise the timeout or lower the read timeout)",
+            )
 
     def _submit(self, job: JobRecord) -> None:
         p, s = self.p, self.s
@@ -300,7 +320,7 @@ class PollerRun:
             job.tasks.pop()
             job.attempts -= 1
             pause = THROTTLE_PAUSE_SECONDS if kind is Kind.THROTTLED else ACCOUNT_PAUSE_SECONDS
-            self.pause_submits_until = self.p.clock() + pause
+            self.lease.submits_paused_until = self.p.clock() + pause
             self.report.throttled += 1
             self._save(job, State.QUEUED, f"{exc.code}: stays queued")
             log.event(

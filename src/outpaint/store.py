@@ -137,6 +137,7 @@ class Lease(BaseModel):
     last_submit_at: float = 0.0
     task_seconds: float | None = None  # moving average of the service's task running times
     last_sweep_at: float = 0.0  # last search for records that lost their marker
+    submits_paused_until: float = 0.0  # the service pushed back (429, account problem): wait until then
 
 
 class JobStore:
@@ -311,6 +312,7 @@ class JobStore:
             last_submit_at=previous.last_submit_at if previous else 0.0,
             task_seconds=previous.task_seconds if previous else None,
             last_sweep_at=previous.last_sweep_at if previous else 0.0,
+            submits_paused_until=previous.submits_paused_until if previous else 0.0,
         )
         try:
             self.storage.put(self._lease_key(lease.term), _dump(lease), forbid_overwrite=True)

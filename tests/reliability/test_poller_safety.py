@@ -311,3 +311,41 @@ def test_record_reads_grow_with_the_work_done_not_with_the_backlog(stack):
     assert len(record_reads) <= report.submitted + 10, (
         f"{len(record_reads)} record reads for {report.submitted} submits"
     )
+
+
+# --- the service pushing back ------------------------------------------------------------------------------
+def test_a_throttled_last_job_is_retried_within_the_run(stack):
+    queue(stack, "inbox/t.jpg", ratio="16:9")
+    stack.dashscope.configure(throttle_rate=1.0)
+    p = stack.pipeline()
+    real_sleep = p.sleep
+
+    def sleep(seconds):
+        if p.clock() - started > 1.5:
+            stack.dashscope.configure(throttle_rate=0.0)  # the service recovers
+        real_sleep(seconds)
+
+    p.sleep = sleep
+    started = p.clock()
+    report = p.poll(time.time() + 10)
+    assert report.throttled >= 1
+    assert report.done == 1
+
+
+def test_an_account_pause_is_handed_to_the_next_holder(stack):
+    queue(stack, "inbox/k.jpg", ratio="16:9")
+    bad_key = stack.pipeline(dashscope_api_key="sk-wrong")
+    first = bad_key.poll(time.time() + 2)
+    assert first.throttled == 1
+    lease = bad_key.store.current_lease()
+    assert lease.submits_paused_until > time.time() + 20
+    second = stack.pipeline().poll(time.time() + 2)
+    assert second.submitted == 0  # the 30 s pause outlives the run that met the account problem
+    assert stack.dashscope.stats()["submits_accepted"] == 0
+
+
+def test_too_little_time_to_record_a_submit_is_said_not_silent(stack):
+    queue(stack, "inbox/late.jpg", ratio="16:9")
+    report = stack.pipeline().poll(time.time() + 5, hard_end=time.time() + 6)
+    assert report.out_of_time
+    assert report.submitted == 0
