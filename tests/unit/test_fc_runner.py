@@ -12,11 +12,13 @@ import time
 import types
 from pathlib import Path
 
+import httpx
 import oss2
 import pytest
 
+from outpaint.local import invokers
 from outpaint.local.fc import FcRunner
-from outpaint.local.invokers import Identity, InProcessInvoker
+from outpaint.local.invokers import CustomRuntimeInvoker, Identity, InProcessInvoker, RunnerError
 from outpaint.local.logs import LogSink
 from outpaint.local.oss import OssEmulator
 from outpaint.local.slsyaml import load_functions
@@ -217,3 +219,78 @@ def test_the_timer_fires_with_fc_timer_events_and_the_poller_never_runs_twice(fa
     assert event["triggerName"] == "poller"
     assert event["payload"] == '{"action": "tick"}'
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["triggerTime"])
+
+
+class _RefusingInvoker:
+    """An invoker whose instances fail to start (a bad initializer, a runtime that exits)."""
+
+    def __init__(self) -> None:
+        self.stopped = 0
+
+    def start(self, functions) -> None:
+        raise RunnerError("on-upload: initializer failed: boom")
+
+    def invoke(self, function, event, headers):  # pragma: no cover - never reached
+        raise AssertionError
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_a_runner_that_fails_to_start_stops_its_invoker(tmp_path):
+    (tmp_path / "s.yaml").write_text(S_YAML)
+    functions = load_functions(tmp_path / "s.yaml", {}, {"AccountID": ACCOUNT})
+    invoker = _RefusingInvoker()
+    runner = FcRunner(functions, invoker, IDENTITY, LogSink(io.StringIO()), tick_every=0.01)
+
+    with pytest.raises(RunnerError, match="initializer failed"):
+        runner.start()
+
+    assert invoker.stopped == 1
+    assert not any(thread.is_alive() for thread in runner._threads)
+
+
+class _FakeProcess:
+    def __init__(self, *args, **kwargs) -> None:
+        self.stdout = io.BytesIO()
+        self.terminated = self.waited = False
+        self.returncode = None
+
+    def poll(self):
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+    def wait(self, timeout=None) -> int:
+        self.waited = True
+        return 0
+
+    def kill(self) -> None:  # pragma: no cover - wait() answers at once
+        pass
+
+
+def test_custom_runtime_stops_the_instances_it_started_when_one_fails(tmp_path, monkeypatch):
+    (tmp_path / "s.yaml").write_text(S_YAML)
+    functions = load_functions(tmp_path / "s.yaml", {}, {"AccountID": ACCOUNT})
+    started: list[_FakeProcess] = []
+
+    def popen(*args, **kwargs):
+        started.append(_FakeProcess())
+        return started[-1]
+
+    def wait_for_port(port, process):
+        if len(started) == 2:  # the second function's runtime never comes up
+            raise RunnerError(f"the runtime on port {port} exited with status 1")
+
+    monkeypatch.setattr(invokers.subprocess, "Popen", popen)
+    monkeypatch.setattr(invokers, "wait_for_port", wait_for_port)
+    monkeypatch.setattr(httpx, "post", lambda *args, **kwargs: httpx.Response(200))  # /initialize
+    invoker = CustomRuntimeInvoker(IDENTITY, tmp_path, lambda f: dict(f.environment), LogSink(io.StringIO()))
+
+    with pytest.raises(RunnerError, match="exited with status 1"):
+        invoker.start(functions)
+
+    assert len(started) == 2
+    assert all(process.terminated and process.waited for process in started)
+    assert invoker._instances == {}

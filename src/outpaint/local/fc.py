@@ -91,16 +91,21 @@ class FcRunner:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> FcRunner:
-        """Start the function instances, the worker pools and the timers."""
-        self.invoker.start(self.functions)
-        for function in self.functions.values():
-            workers = min(function.reserved_concurrency or self.max_concurrency, self.max_concurrency)
-            self._queues[function.resource_id] = queue.Queue()
-            for index in range(max(workers, 1)):
-                self._spawn(f"fc-{function.resource_id}-{index}", self._work, function.resource_id)
-            for trigger in function.timer_triggers:
-                if trigger.enabled:
-                    self._spawn(f"fc-timer-{trigger.name}", self._run_timer, function, trigger)
+        """Start the function instances, the worker pools and the timers; on any failure, stop what
+        was started (the invoker's instances included) before raising."""
+        try:
+            self.invoker.start(self.functions)
+            for function in self.functions.values():
+                workers = min(function.reserved_concurrency or self.max_concurrency, self.max_concurrency)
+                self._queues[function.resource_id] = queue.Queue()
+                for index in range(max(workers, 1)):
+                    self._spawn(f"fc-{function.resource_id}-{index}", self._work, function.resource_id)
+                for trigger in function.timer_triggers:
+                    if trigger.enabled:
+                        self._spawn(f"fc-timer-{trigger.name}", self._run_timer, function, trigger)
+        except BaseException:
+            self.stop(grace=0)
+            raise
         return self
 
     def connect(self, oss: Any) -> None:

@@ -193,34 +193,42 @@ class CustomRuntimeInvoker:
         self._instances: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
 
     def start(self, functions: Mapping[str, FunctionSpec]) -> None:
+        """One instance per function; if one fails to start, the ones already started are stopped."""
+        try:
+            for function in functions.values():
+                self._start_instance(function)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_instance(self, function: FunctionSpec) -> None:
         import httpx
 
-        for function in functions.values():
-            port = free_port()
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                **self.environment(function),
-                **system_environment(function, self.identity, self.code_root),
-                "FC_CUSTOM_LISTEN_PORT": str(port),
-                "GUNICORN_LOG_LEVEL": "warning",
-            }
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "outpaint.runtime", "--host", "127.0.0.1", "--port", str(port)],
-                cwd=self.code_root,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            self._instances[function.resource_id] = (process, f"http://127.0.0.1:{port}")
-            threading.Thread(
-                target=self._pump, args=(function.resource_id, process), name=f"fc-log-{port}", daemon=True
-            ).start()
-            wait_for_port(port, process)
-            if function.initializer:
-                headers = fc_headers(function, self.identity, f"init-{function.name}", path="/initialize")
-                answer = httpx.post(f"http://127.0.0.1:{port}/initialize", headers=headers, timeout=60)
-                if answer.status_code != 200:
-                    raise RunnerError(f"{function.resource_id}: initializer failed: {answer.text[:500]}")
+        port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            **self.environment(function),
+            **system_environment(function, self.identity, self.code_root),
+            "FC_CUSTOM_LISTEN_PORT": str(port),
+            "GUNICORN_LOG_LEVEL": "warning",
+        }
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "outpaint.runtime", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=self.code_root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self._instances[function.resource_id] = (process, f"http://127.0.0.1:{port}")
+        threading.Thread(
+            target=self._pump, args=(function.resource_id, process), name=f"fc-log-{port}", daemon=True
+        ).start()
+        wait_for_port(port, process)
+        if function.initializer:
+            headers = fc_headers(function, self.identity, f"init-{function.name}", path="/initialize")
+            answer = httpx.post(f"http://127.0.0.1:{port}/initialize", headers=headers, timeout=60)
+            if answer.status_code != 200:
+                raise RunnerError(f"{function.resource_id}: initializer failed: {answer.text[:500]}")
 
     def _pump(self, component: str, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
