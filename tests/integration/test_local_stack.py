@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
 import re
 import signal
@@ -17,6 +19,9 @@ import oss2
 import pytest
 from PIL import Image
 
+from outpaint.local.logs import LogSink
+from outpaint.local.oss import OssEmulator
+from outpaint.local.stack import LocalStack, StackConfig, StackError
 from tests.support.images import photo
 
 pytestmark = pytest.mark.slow
@@ -128,6 +133,68 @@ def test_an_upload_with_plain_oss2_comes_out_expanded_and_sigterm_stops_cleanly(
     for component in ("[oss]", "[dashscope]", "[on-upload]", "[on-tick]"):
         assert component in output
     assert "runtime custom" in output
+
+
+def test_the_banner_exports_what_the_ops_cli_needs(tmp_path):
+    stack = LocalUp(tmp_path / "data")
+    try:
+        printed = dict(re.findall(r"export ((?:OUTPAINT|DASHSCOPE)_[A-Z_]+)=(\S+)", stack.output()))
+        assert {
+            "OUTPAINT_BUCKET",
+            "OUTPAINT_OSS_ENDPOINT",
+            "OUTPAINT_ACCESS_KEY_ID",
+            "DASHSCOPE_API_KEY",
+        } <= set(printed)
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("OUTPAINT_", "DASHSCOPE_", "ALIBABA_"))
+        }
+        status = subprocess.run(
+            [sys.executable, "-m", "outpaint", "status", "--json"],
+            env={**env, **printed},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert (report["bucket"], report["total"]) == ("outpaint-local", 0)
+    finally:
+        assert stack.terminate() == 0
+
+
+@pytest.fixture
+def outpaint_logger():
+    """LocalStack routes the ``outpaint`` logger to its sink: give the next test the logger back."""
+    logger = logging.getLogger("outpaint")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+def test_a_second_stack_on_the_same_data_dir_is_refused_cleanly(tmp_path, outpaint_logger):
+    with OssEmulator(tmp_path / "data" / "oss"):  # the first stack's emulator holds the data dir
+        second = LocalStack(
+            StackConfig(data_dir=tmp_path / "data", oss_port=0, dashscope_port=0), LogSink(io.StringIO())
+        )
+        with pytest.raises(StackError, match=r"another local stack uses --data-dir .*data: stop it"):
+            second.start()
+        assert (second.oss, second.dashscope, second.runner) == (None, None, None)
+
+
+def test_a_taken_dashscope_port_names_its_flag_and_releases_the_data_dir(tmp_path, outpaint_logger):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = StackConfig(data_dir=tmp_path / "data", oss_port=0, dashscope_port=port)
+        with pytest.raises(
+            StackError, match=rf"DashScope emulator on 127\.0\.0\.1:{port}: .*see --dashscope-port"
+        ):
+            LocalStack(config, LogSink(io.StringIO())).start()
+    OssEmulator(tmp_path / "data" / "oss").stop()  # the failed stack let go of its data dir
 
 
 def test_a_job_left_in_flight_by_a_crash_completes_after_a_restart(tmp_path):

@@ -7,6 +7,7 @@ jobs left pending by a stop continue at the first tick after the next start. See
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
@@ -36,8 +37,19 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         default="inprocess",
         help="call the handlers in this process, or through `python -m outpaint.runtime` over HTTP",
     )
-    add("--tick-every", type=float, metavar="SECONDS", help="fire timers every SECONDS instead of their cron")
-    add("--task-seconds", default="2-5", metavar="MIN-MAX", help="emulated task duration (default 2-5)")
+    add(
+        "--tick-every",
+        type=float,
+        metavar="SECONDS",
+        help="fire timers every SECONDS instead of their cron (default %(default)s; None: s.yaml's cron)",
+    )
+    add(
+        "--task-seconds",
+        type=parse_range,
+        default="2-5",
+        metavar="MIN-MAX",
+        help="emulated task duration (default %(default)s)",
+    )
     add(
         "--env",
         action="append",
@@ -60,11 +72,17 @@ def parse_env(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def parse_range(text: str) -> tuple[float, float]:
+    """``"2-5"`` → ``(2.0, 5.0)``, ``"3"`` → ``(3.0, 3.0)`` (argparse ``type``: a usage error otherwise)."""
     low, _, high = text.partition("-")
     try:
-        return float(low), float(high or low)
+        values = float(low), float(high or low)
     except ValueError:
-        raise SystemExit(f"--task-seconds {text!r}: expected MIN-MAX seconds, e.g. 2-5") from None
+        values = (-1.0, -1.0)
+    if not 0 <= values[0] <= values[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected MIN-MAX seconds with 0 <= MIN <= MAX, e.g. 2-5; got {text!r}"
+        )
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +120,7 @@ def config_from(args: argparse.Namespace, **overrides: object) -> StackConfig:
         "s_yaml": args.s_yaml,
         "runtime": args.runtime,
         "tick_every": args.tick_every,
-        "task_seconds": parse_range(args.task_seconds),
+        "task_seconds": args.task_seconds,
         "extra_env": parse_env(args.env),
         "verbose": args.verbose,
     }
@@ -150,8 +168,36 @@ Drop an image under {prefix} with outpaint-* metadata; results appear under {sta
   bucket.put_object_from_file("{prefix}photo.jpg", "photo.jpg",
                               headers={{"x-oss-meta-outpaint-ratio": "16:9"}})
 
+The ops CLI (outpaint status, jobs show, backfill, retry, invoke, purge) against this stack:
+
+{ops_exports(stack)}
+
 Ctrl-C stops the stack; pending jobs continue after the next start.
 """
+
+
+def ops_exports(stack: LocalStack) -> str:
+    """``export`` lines of the OUTPAINT_* settings the ops CLI needs to reach this stack, ready to paste.
+
+    A real DashScope key (``--dashscope-url``) is never printed: the shell that has it keeps it."""
+    config = stack.config
+    environment = stack.function_environment(next(iter(stack.functions.values())))
+    names = [
+        "OUTPAINT_BUCKET",
+        "OUTPAINT_REGION",
+        "OUTPAINT_OSS_ENDPOINT",
+        "OUTPAINT_OSS_PUBLIC_ENDPOINT",
+        "OUTPAINT_DASHSCOPE_BASE_URL",
+        "OUTPAINT_ALLOWED_RESULT_HOSTS",
+    ]
+    values = {name: environment[name] for name in names if environment.get(name)}
+    values["OUTPAINT_ACCESS_KEY_ID"] = LOCAL_ACCESS_KEY_ID
+    values["OUTPAINT_ACCESS_KEY_SECRET"] = LOCAL_ACCESS_KEY_SECRET
+    if not config.dashscope_url:
+        values["DASHSCOPE_API_KEY"] = stack.api_key
+    # --env overrides (prefixes, ...) apply to the ops CLI too.
+    values.update({k: v for k, v in config.extra_env.items() if k.startswith("OUTPAINT_")})
+    return "\n".join(f"  export {name}={shlex.quote(value)}" for name, value in values.items())
 
 
 def wait_for_signal() -> None:

@@ -142,31 +142,12 @@ class LocalStack:
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalStack:
-        from outpaint.local.dashscope import DashScopeEmulator
-        from outpaint.local.oss import OssEmulator
-
         config = self.config
         route_logging(self.sink, config.log_level, verbose=config.verbose)
         try:
-            self.oss = OssEmulator(
-                data_dir=config.data_dir / "oss",
-                buckets=[config.bucket],
-                access_key_id=LOCAL_ACCESS_KEY_ID,
-                access_key_secret=LOCAL_ACCESS_KEY_SECRET,
-                host=config.host,
-                port=config.oss_port,
-                region=config.region,
-                account_id=LOCAL_ACCOUNT_ID,
-                domains=self._domains(),
-            ).start()
+            self.oss = self._start_oss()
             if not config.dashscope_url:
-                self.dashscope = DashScopeEmulator(
-                    api_keys=[LOCAL_API_KEY],
-                    task_seconds=config.task_seconds,
-                    seed=config.seed,
-                    host=config.host,
-                    port=config.dashscope_port,
-                ).start()
+                self.dashscope = self._start_dashscope()
             self.functions = self._load_functions()
             self._void_previous_lease()
             self.runner = FcRunner(
@@ -177,17 +158,64 @@ class LocalStack:
                 max_concurrency=config.max_concurrency,
                 retry_delay=config.retry_delay,
                 tick_every=config.tick_every,
-            ).start()
+            ).start()  # stops its invoker (the custom runtime's processes) if it fails
             self.runner.connect(self.oss)
-        except OSError as exc:
-            self.stop()
-            raise StackError(
-                f"cannot start the local stack: {exc} (is a port taken? see --oss-port)"
-            ) from exc
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_oss(self) -> OssEmulator:
+        from outpaint.local.oss import DataDirInUse, OssEmulator
+
+        config = self.config
+        try:
+            oss = OssEmulator(
+                data_dir=config.data_dir / "oss",
+                buckets=[config.bucket],
+                access_key_id=LOCAL_ACCESS_KEY_ID,
+                access_key_secret=LOCAL_ACCESS_KEY_SECRET,
+                host=config.host,
+                port=config.oss_port,
+                region=config.region,
+                account_id=LOCAL_ACCOUNT_ID,
+                domains=self._domains(),
+            )
+        except DataDirInUse as exc:
+            raise StackError(
+                f"another local stack uses --data-dir {config.data_dir}: stop it, or pass another --data-dir"
+            ) from exc
+        except OSError as exc:
+            raise StackError(f"cannot use --data-dir {config.data_dir}: {exc}") from exc
+        try:
+            return oss.start()
+        except OSError as exc:
+            oss.stop()  # releases the data directory
+            raise StackError(
+                f"cannot start the OSS emulator on {config.host}:{config.oss_port}: {exc.strerror or exc} "
+                "(is the port taken? see --oss-port)"
+            ) from exc
+        except BaseException:
+            oss.stop()
+            raise
+
+    def _start_dashscope(self) -> DashScopeEmulator:
+        from outpaint.local.dashscope import DashScopeEmulator
+
+        config = self.config
+        try:
+            return DashScopeEmulator(
+                api_keys=[LOCAL_API_KEY],
+                task_seconds=config.task_seconds,
+                seed=config.seed,
+                host=config.host,
+                port=config.dashscope_port,
+            ).start()
+        except OSError as exc:
+            raise StackError(
+                f"cannot start the DashScope emulator on {config.host}:{config.dashscope_port}: "
+                f"{exc.strerror or exc} (is the port taken? see --dashscope-port)"
+            ) from exc
 
     def _void_previous_lease(self) -> None:
         """A poller of a previous run died with it: its lease would otherwise block the next tick until

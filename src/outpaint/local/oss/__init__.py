@@ -18,12 +18,14 @@ from .emulator import (
     OssEmulator,
 )
 from .notify import Subscription
+from .storage import DataDirInUse
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ID",
     "DEFAULT_ACCESS_KEY_SECRET",
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_REGION",
+    "DataDirInUse",
     "OssEmulator",
     "Subscription",
 ]

@@ -43,6 +43,10 @@ MAX_PART_NUMBER = 10000
 ACLS = ("private", "public-read", "public-read-write")
 
 
+class DataDirInUse(RuntimeError):
+    """Another emulator process holds the data directory's lock (two emulators would corrupt it)."""
+
+
 @dataclass(frozen=True)
 class ObjectAttrs:
     """What a client sets on an object besides its body."""
@@ -565,5 +569,5 @@ def _acquire_directory_lock(path: Path) -> IO[str]:
         fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock_file.close()
-        raise RuntimeError(f"{path.parent} is in use by another OSS emulator process") from None
+        raise DataDirInUse(f"{path.parent} is in use by another OSS emulator process") from None
     return lock_file
