@@ -33,6 +33,33 @@ if TYPE_CHECKING:
 
 TERMINAL = ("DONE", "FAILED", "REJECTED", "EXPIRED", "SKIPPED")
 LARGEST_TILE = 340  # pixels the largest image gets; every other image shares its scale
+# What the demo writes under --out: the only entries it ever removes there.
+OUTPUTS = ("sources", "results", "index.html", "contact-sheet.png", "stack.log")
+MARKERS = ("index.html", "stack.log")  # a folder with one of these is an earlier demo's output
+
+
+class OutDirError(Exception):
+    """--out names a file, or a folder of other things the demo must not overwrite."""
+
+
+def prepare_out(folder: Path) -> None:
+    """Make ``folder`` ready for a run: remove what an earlier demo wrote there, and nothing else.
+
+    A non-empty folder that does not look like a demo's output is refused (it is not ours to clear)."""
+    if folder.exists() and not folder.is_dir():
+        raise OutDirError(f"--out {folder} is a file, not a directory")
+    if folder.is_dir() and any(folder.iterdir()) and not any((folder / m).exists() for m in MARKERS):
+        raise OutDirError(
+            f"--out {folder} is not empty and is not an earlier demo's output (no index.html or "
+            "stack.log): choose a new or empty directory"
+        )
+    for name in OUTPUTS:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 @dataclass
@@ -316,9 +343,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from outpaint.store import JobStore
 
     started = time.time()
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    try:
+        prepare_out(args.out)
+    except OutDirError as exc:
+        print(f"outpaint demo: {exc}", file=sys.stderr)
+        return 2
     with (
         tempfile.TemporaryDirectory(prefix="outpaint-demo-") as data_dir,
         (args.out / "stack.log").open("w", encoding="utf-8") as log_file,
