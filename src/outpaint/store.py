@@ -101,10 +101,6 @@ class JobRecord(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
 
     @property
-    def current_task(self) -> TaskAttempt | None:
-        return self.tasks[-1] if self.tasks else None
-
-    @property
     def marker_name(self) -> str:
         return f"{int(self.created_at * 1000):013d}-{self.job_id}"
 
