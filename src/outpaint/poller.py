@@ -125,9 +125,9 @@ class PollerRun:
                 max(0.05, min(wake - self.p.clock(), MAX_SLEEP_SECONDS, self.deadline - self.p.clock()))
             )
 
-    def _alive(self, cost: float = 0.0) -> bool:
-        """True while there is time for an action taking ``cost`` seconds."""
-        return self.p.clock() + cost < self.deadline
+    def _alive(self) -> bool:
+        """True until the deadline: after it, nothing new starts and no late answer is acted on."""
+        return self.p.clock() < self.deadline
 
     def _guard(self, job: JobRecord, step: Callable[[JobRecord], None]) -> None:
         """Run one job's step; one job's failure never aborts the round."""
@@ -168,7 +168,7 @@ class PollerRun:
         cached = self.cache.get(job_id)
         if cached is not None:
             if state != self.persisted.get(job_id) and job_id not in self.dirty:
-                self.store.storage.delete(marker)  # left by a crash between a marker and its removal
+                self.store.drop_marker(marker)  # left by a crash between a marker and its removal
             return cached
         record = self.store.reconcile_marker(marker, state, job_id)
         return self._known(record) if record is not None else None

@@ -243,6 +243,10 @@ class JobStore:
         marked = {key.rsplit("-", 1)[-1] for key in self.storage.list_keys(f"{self.prefix}state/")}
         return [job_id for job_id in self.all_job_ids() if job_id not in marked]
 
+    def drop_marker(self, marker_key: str) -> None:
+        """Remove a stray marker (one of ``markers()``'s keys) whose record is in another state."""
+        self.storage.delete(marker_key)
+
     def restore_marker(self, record: JobRecord) -> None:
         """Write the marker of ``record``'s current state (idempotent)."""
         self._put_marker(record)
