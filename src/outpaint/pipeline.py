@@ -149,7 +149,7 @@ class Pipeline:
             source_key=head.key,
             source_etag=head.etag,
             source_size=head.size,
-            source_meta_digest=metadata_digest(user_metadata(head.user_meta)),
+            source_meta_digest=metadata_digest(head.user_meta),
             state=State.QUEUED,
             created_at=now,
             updated_at=now,

@@ -25,7 +25,6 @@ from urllib.parse import quote, unquote
 from outpaint import GENERATED_BY, log
 from outpaint.dashscope import Kind, classify
 from outpaint.errors import DashScopeError, OutpaintError, SubmitOutcomeUnknown
-from outpaint.plan import user_metadata
 from outpaint.results import ResultLost, ResultRefused, ResultUnavailable, finish_exact
 from outpaint.storage import NotFound
 from outpaint.store import IN_FLIGHT_STATES, JobRecord, Lease, State, TaskAttempt, metadata_digest
@@ -308,10 +307,7 @@ class PollerRun:
             return False
         if head.etag != job.source_etag:
             return False
-        return (
-            job.source_meta_digest is None
-            or metadata_digest(user_metadata(head.user_meta)) == job.source_meta_digest
-        )
+        return job.source_meta_digest is None or metadata_digest(head.user_meta) == job.source_meta_digest
 
     def _submit_refused(self, job: JobRecord, exc: DashScopeError) -> None:
         kind = Kind(exc.kind)

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from outpaint.plan import user_metadata
 from outpaint.storage import AlreadyExists, NotFound, Storage
 
 
@@ -112,9 +113,9 @@ class JobRecord(BaseModel):
         self.history.append(HistoryEntry(state=state, at=at, note=note))
 
 
-def metadata_digest(meta: Mapping[str, str]) -> str:
-    """Stable digest of an upload's ``outpaint-*`` metadata."""
-    return hashlib.sha256(json.dumps(sorted(meta.items())).encode()).hexdigest()[:32]
+def metadata_digest(user_meta: Mapping[str, str]) -> str:
+    """Stable digest of the ``outpaint-*`` keys among an object's user metadata."""
+    return hashlib.sha256(json.dumps(sorted(user_metadata(user_meta).items())).encode()).hexdigest()[:32]
 
 
 def job_id_for(bucket: str, key: str, etag: str, variant_digest: str) -> str:
