@@ -159,7 +159,9 @@ class Pipeline:
     def _create_final(
         self, job: JobRecord, state: State, action: str, code: str, message: str
     ) -> IntakeOutcome:
-        job.job_id = job_id_for(self.settings.bucket, job.source_key, job.source_etag, action)
+        # The metadata is part of the id: the same bytes re-sent with other metadata get their own verdict.
+        outcome_digest = f"{action}:{job.source_meta_digest}"
+        job.job_id = job_id_for(self.settings.bucket, job.source_key, job.source_etag, outcome_digest)
         job.error_code, job.error_message = code, message
         job.move(state, message, now=job.created_at)
         if not self.store.create(job):

@@ -193,3 +193,12 @@ def test_a_truncated_upload_costs_nothing_and_says_why(stack):
     [job] = jobs_of(stack, key)
     assert "cut short" in job.error_message or "ends early" in job.error_message
     assert not list(oss2.ObjectIteratorV2(stack.bucket(), prefix="outpainted/corpus/cut"))
+
+
+def test_same_bytes_resent_with_other_bad_metadata_get_their_own_verdict(stack):
+    key = "inbox/meta/resent.jpg"
+    image = photo(800, 800)
+    stack.on_upload(stack.upload(key, image, ratio="banana"))
+    stack.on_upload(stack.upload(key, image, ratio="99:1"))
+    codes = sorted(job.error_code for job in jobs_of(stack, key))
+    assert codes == ["plan.bad_ratio", "plan.ratio_out_of_range"]
