@@ -125,39 +125,47 @@ class Storage:
         A file cut short (an interrupted upload) is refused here, before any money is spent.
         """
         facts = None
+        read = b""  # the object's first bytes, as far as they were fetched
         if size > PROBE_BYTES:
+            read = self.get_bytes(key, (0, PROBE_BYTES - 1))
             # A header larger than the probe window falls through to the bounded full read.
             with contextlib.suppress(ImageProbeError):
-                facts = image_facts(self.get_bytes(key, (0, PROBE_BYTES - 1)), size)
+                facts = image_facts(read, size)
         if facts is None:
-            whole = self.get_bytes(key, (0, PROBE_MAX_BYTES - 1) if size > PROBE_MAX_BYTES else None)
+            read = self.get_bytes(key, (0, PROBE_MAX_BYTES - 1) if size > PROBE_MAX_BYTES else None)
             try:
-                facts = image_facts(whole, size)
+                facts = image_facts(read, size)
             except ImageProbeError as pillow_error:
                 facts = self._image_info(key, size)
                 if facts is None:
                     raise pillow_error from None
         if size <= PROBE_MAX_BYTES:
-            self._check_complete(key, facts)
+            self._check_complete(key, facts, read)
         return facts
 
-    def _check_complete(self, key: str, facts: ImageFacts) -> None:
-        """Raise ImageProbeError (image.truncated) when the file ends before its image data does."""
-        tail = self.get_bytes(key, (max(facts.size_bytes - 16, 0), facts.size_bytes - 1))
+    def _check_complete(self, key: str, facts: ImageFacts, read: bytes) -> None:
+        """Raise ImageProbeError (image.truncated) when the file ends before its image data does.
+
+        ``read`` is what the probe already fetched from the start of the object; only what it lacks is
+        fetched again.
+        """
+        whole = len(read) >= facts.size_bytes
+        tail = (
+            read[-16:]
+            if whole
+            else self.get_bytes(key, (max(facts.size_bytes - 16, 0), facts.size_bytes - 1))
+        )
         if facts.format == "PNG" and not tail.endswith(PNG_END):
             raise ImageProbeError(
                 "PNG ends before its IEND chunk: the upload was cut short", code="image.truncated"
             )
         if facts.format in ("JPEG", "MPO") and not tail.rstrip(b"\0").endswith(JPEG_END):
             # Some cameras append trailers after the image: decode (at 1/8 scale) to be sure.
-            decode_check(self.get_bytes(key))
-        if facts.format == "WEBP":
-            riff = self.get_bytes(key, (0, 11))
-            if int.from_bytes(riff[4:8], "little") + 8 > facts.size_bytes:
-                raise ImageProbeError(
-                    "WEBP is shorter than its RIFF header says: the upload was cut short",
-                    code="image.truncated",
-                )
+            decode_check(read if whole else self.get_bytes(key))
+        if facts.format == "WEBP" and int.from_bytes(read[4:8], "little") + 8 > facts.size_bytes:
+            raise ImageProbeError(
+                "WEBP is shorter than its RIFF header says: the upload was cut short", code="image.truncated"
+            )
 
     def _image_info(self, key: str, size: int) -> ImageFacts | None:
         """OSS ``x-oss-process=image/info`` as ImageFacts, or None when OSS cannot read it either."""
