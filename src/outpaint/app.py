@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from outpaint import log
@@ -12,17 +14,114 @@ from outpaint.config import Settings, get_settings
 from outpaint.errors import ConfigError, EventError
 
 if TYPE_CHECKING:
-    from outpaint.pipeline import Pipeline
+    from outpaint.dashscope import DashScopeClient
+    from outpaint.events import ObjectRecord
+    from outpaint.intake import Intake, IntakeOutcome
+    from outpaint.job import Trigger
+    from outpaint.lease import LeaseStore
+    from outpaint.oss import Credentials, Storage
+    from outpaint.poller import PollReport
+    from outpaint.results import ResultFetcher
     from outpaint.runtime import Invocation
-    from outpaint.storage import Credentials
+    from outpaint.store import JobStore
 
 _lock = threading.Lock()
 _cached: dict[tuple[int, Credentials], Pipeline] = {}
 
 
+class Pipeline:
+    """The wired collaborators of one bucket, and the two things done with them: intake and poll.
+
+    Each call builds its workers from the current collaborators (cheap, no I/O), so a test may swap
+    ``storage``, ``client``, ``fetcher``, ``clock`` or ``sleep`` between calls.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        client: DashScopeClient,
+        fetcher: ResultFetcher,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.client = client
+        self.fetcher = fetcher
+        self.clock = clock
+        self.sleep = sleep
+
+    @property
+    def store(self) -> JobStore:
+        from outpaint.store import JobStore
+
+        return JobStore(self.storage, self.settings.state_prefix)
+
+    @property
+    def leases(self) -> LeaseStore:
+        from outpaint.lease import LeaseStore
+
+        return LeaseStore(self.storage, self.settings.state_prefix)
+
+    def intake(self, records: Iterable[ObjectRecord]) -> list[IntakeOutcome]:
+        """Turn each upload event record into job records."""
+        return self._intake().intake(records)
+
+    def offer(self, key: str, trigger: Trigger) -> IntakeOutcome:
+        """Turn the object at ``key`` into job records (backfill)."""
+        return self._intake().offer(key, trigger)
+
+    def poll(
+        self,
+        deadline: float,
+        *,
+        hard_end: float | None = None,
+        wait_for_lease: bool = False,
+        on_round: Callable[[PollReport], None] | None = None,
+    ) -> PollReport:
+        """Hold the lease and work until ``deadline`` or until nothing is queued or in flight.
+
+        ``hard_end`` (default, for callers without a platform timeout: late enough to finish a submit
+        begun at the deadline) is when the platform may stop this process.
+        """
+        from outpaint.journal import Journal
+        from outpaint.poller import Collaborators, poll
+        from outpaint.publish import OutputLayout, Publisher
+        from outpaint.submit import Submitter
+
+        s, limits = self.settings, self.settings.poller_limits()
+        if hard_end is None:
+            hard_end = deadline + max(s.tick_safety_margin_seconds, limits.submit_seconds)
+        journal = Journal(self.store, self.clock)
+        parts = Collaborators(
+            journal=journal,
+            store=journal.store,
+            leases=self.leases,
+            client=self.client,
+            submitter=Submitter(self.storage, self.client, journal, limits, self.clock),
+            publisher=Publisher(
+                self.storage, self.fetcher, OutputLayout(s.input_prefix, s.output_prefix), self.clock
+            ),
+            limits=limits,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+        return poll(parts, deadline, hard_end, wait_for_lease=wait_for_lease, on_round=on_round)
+
+    def _intake(self) -> Intake:
+        from outpaint.intake import BucketLayout, Intake
+        from outpaint.journal import Journal
+
+        s = self.settings
+        layout = BucketLayout(s.bucket, s.input_prefix, (s.output_prefix, s.state_prefix))
+        return Intake(self.storage, Journal(self.store, self.clock), layout, s.plan_defaults(), self.clock)
+
+
 def static_credentials(settings: Settings) -> Credentials | None:
     """Credentials from settings (local stack, CLI), when set."""
-    from outpaint.storage import Credentials
+    from outpaint.oss import Credentials
 
     if settings.access_key_id is None or settings.access_key_secret is None:
         return None
@@ -32,17 +131,34 @@ def static_credentials(settings: Settings) -> Credentials | None:
     )
 
 
+def open_storage(settings: Settings, credentials: Credentials) -> Storage:
+    """The bucket of ``settings``, through the OSS adapter."""
+    from outpaint.oss import Storage
+
+    return Storage(settings, credentials)
+
+
+def open_store(settings: Settings, credentials: Credentials) -> JobStore:
+    """The job records of the bucket of ``settings`` (no DashScope key needed)."""
+    from outpaint.store import JobStore
+
+    return JobStore(open_storage(settings, credentials), settings.state_prefix)
+
+
+def open_leases(settings: Settings, credentials: Credentials) -> LeaseStore:
+    """The poller lease of the bucket of ``settings``."""
+    from outpaint.lease import LeaseStore
+
+    return LeaseStore(open_storage(settings, credentials), settings.state_prefix)
+
+
 def build_pipeline(settings: Settings, credentials: Credentials) -> Pipeline:
     """A fresh Pipeline wired to OSS and DashScope."""
     from outpaint.dashscope import DashScopeClient
-    from outpaint.pipeline import Pipeline
     from outpaint.results import ResultFetcher
-    from outpaint.storage import Storage
-    from outpaint.store import JobStore
 
     if settings.dashscope_api_key is None:
         raise ConfigError("dashscope_api_key (OUTPAINT_DASHSCOPE_API_KEY or DASHSCOPE_API_KEY) is not set")
-    storage = Storage(settings, credentials)
     client = DashScopeClient(
         settings.dashscope_base_url,
         settings.dashscope_api_key.get_secret_value(),
@@ -50,7 +166,7 @@ def build_pipeline(settings: Settings, credentials: Credentials) -> Pipeline:
         read_timeout=settings.read_timeout_seconds,
     )
     return Pipeline(
-        settings, storage, JobStore(storage, settings.state_prefix), client, ResultFetcher(settings)
+        settings, open_storage(settings, credentials), client, ResultFetcher(settings.fetch_policy())
     )
 
 

@@ -7,7 +7,6 @@ The README's settings table is generated from the field descriptions and kept in
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -17,7 +16,9 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from outpaint.errors import ConfigError
-from outpaint.plan import GRAVITIES
+from outpaint.limits import PollerLimits
+from outpaint.plan import GRAVITIES, PlanDefaults
+from outpaint.results import FetchPolicy
 
 ENV_PREFIX = "OUTPAINT_"
 
@@ -252,20 +253,42 @@ class Settings(BaseSettings):
 
     def result_origin_allowed(self, url: str) -> bool:
         """True when ``url``'s scheme, host and port match one of ``allowed_result_hosts``."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
-            return False
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        for origin in self.allowed_result_hosts:
-            allowed = urlsplit(origin)
-            allowed_port = allowed.port or (443 if allowed.scheme == "https" else 80)
-            if (
-                allowed.scheme == parts.scheme
-                and allowed_port == port
-                and fnmatch.fnmatchcase(parts.hostname.lower(), (allowed.hostname or "").lower())
-            ):
-                return True
-        return False
+        return self.fetch_policy().origin_allowed(url)
+
+    # --- the narrow parts each collaborator uses ---------------------------------------------------
+    def plan_defaults(self) -> PlanDefaults:
+        """What the planner uses for an upload without metadata of its own."""
+        return PlanDefaults(
+            ratio=self.default_ratio,
+            gravity=self.default_gravity,
+            best_quality=self.best_quality,
+            add_watermark=self.add_watermark,
+            limit_image_size=self.limit_image_size,
+        )
+
+    def poller_limits(self) -> PollerLimits:
+        """Quota, pacing and retry limits of the poller."""
+        return PollerLimits(
+            submit_qps=self.submit_qps,
+            max_concurrent_tasks=self.max_concurrent_tasks,
+            query_qps=self.query_qps,
+            poll_interval_seconds=self.poll_interval_seconds,
+            max_attempts=self.max_attempts,
+            retry_backoff_seconds=self.retry_backoff_seconds,
+            uncertain_submit_policy=self.uncertain_submit_policy,
+            signed_url_seconds=self.signed_url_seconds,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            read_timeout_seconds=self.read_timeout_seconds,
+        )
+
+    def fetch_policy(self) -> FetchPolicy:
+        """Where results may be downloaded from, and how much of them."""
+        return FetchPolicy(
+            allowed_result_hosts=tuple(self.allowed_result_hosts),
+            max_result_bytes=self.max_result_bytes,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            read_timeout_seconds=self.read_timeout_seconds,
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

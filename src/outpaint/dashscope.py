@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from outpaint.errors import DashScopeError, SubmitOutcomeUnknown
+from outpaint.errors import DashScopeError, Kind, SubmitOutcomeUnknown
 
 if TYPE_CHECKING:
     import httpx
@@ -20,15 +19,6 @@ MODEL = "image-out-painting"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the service's timestamps; both in one (unstated) time zone
 SUBMIT_PATH = "/services/aigc/image2image/out-painting"
 GATEWAY_STATUSES = (502, 503, 504)
-
-
-class Kind(str, Enum):
-    """What the pipeline does about an error."""
-
-    THROTTLED = "throttled"  # quota: the job stays queued, no attempt is used
-    ACCOUNT = "account"  # key, billing or access problem: jobs stay queued, an operator must act
-    TRANSIENT = "transient"  # may succeed later: retried up to max_attempts
-    PERMANENT = "permanent"  # this input will never succeed: the job fails
 
 
 # Provider code -> kind. Codes not listed fall back to the HTTP status (see ``classify``).
@@ -167,18 +157,18 @@ class DashScopeClient:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached the service: safe to try again.
             raise DashScopeError(
-                f"submit not sent: {type(exc).__name__}", code="dashscope.connect", kind=Kind.TRANSIENT.value
+                f"submit not sent: {type(exc).__name__}", code="dashscope.connect", kind=Kind.TRANSIENT
             ) from exc
         except httpx.TransportError as exc:
             raise SubmitOutcomeUnknown(
-                f"submit sent, no answer: {type(exc).__name__}", kind=Kind.TRANSIENT.value
+                f"submit sent, no answer: {type(exc).__name__}", kind=Kind.TRANSIENT
             ) from exc
         data = _json_body(response)
         if response.status_code in GATEWAY_STATUSES and not data.get("code"):
             # A proxy answered, not DashScope: the request may have reached the service.
             raise SubmitOutcomeUnknown(
                 f"submit answered HTTP {response.status_code} by a gateway",
-                kind=Kind.TRANSIENT.value,
+                kind=Kind.TRANSIENT,
                 status=response.status_code,
             )
         if response.status_code != 200 or data.get("code"):
@@ -188,7 +178,7 @@ class DashScopeClient:
         if not isinstance(task_id, str) or not task_id:
             raise SubmitOutcomeUnknown(
                 "submit answered without a task id",
-                kind=Kind.TRANSIENT.value,
+                kind=Kind.TRANSIENT,
                 request_id=data.get("request_id"),
             )
         return Submitted(task_id=task_id, request_id=data.get("request_id"))
@@ -201,7 +191,7 @@ class DashScopeClient:
             response = self._http.get(f"/tasks/{task_id}")
         except httpx.TransportError as exc:
             raise DashScopeError(
-                f"query failed: {type(exc).__name__}", code="dashscope.transport", kind=Kind.TRANSIENT.value
+                f"query failed: {type(exc).__name__}", code="dashscope.transport", kind=Kind.TRANSIENT
             ) from exc
         data = _json_body(response)
         if response.status_code != 200:
@@ -235,7 +225,7 @@ def _provider_error(status: int, data: dict[str, Any], what: str) -> DashScopeEr
     return DashScopeError(
         f"{what}: {code}: {message}",
         code=code,
-        kind=classify(status, data.get("code")).value,
+        kind=classify(status, data.get("code")),
         status=status,
         request_id=data.get("request_id"),
     )

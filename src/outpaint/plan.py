@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from outpaint.errors import PlanError
+from outpaint.naming import outpaint_meta
 
 __all__ = [
     "ERROR_CODES",
@@ -39,11 +40,8 @@ __all__ = [
     "plan_upload",
     "ratio_canvas",
     "rotated_size",
-    "user_metadata",
 ]
 
-HEADER_PREFIX = "x-oss-meta-"
-META_PREFIX = "outpaint-"
 GRAVITIES = ("center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest")
 
 API_RATIOS = frozenset({(1, 1), (3, 4), (4, 3), (9, 16), (16, 9)})
@@ -224,19 +222,6 @@ def place(extra_w: int, extra_h: int, gravity: str) -> tuple[int, int, int, int]
 
 
 # --- parsing ---------------------------------------------------------------------------------------
-
-
-def user_metadata(headers: Mapping[str, str]) -> dict[str, str]:
-    """The ``outpaint-*`` entries of user metadata or ``x-oss-meta-*`` headers.
-
-    Keys come back lower-cased without ``x-oss-meta-``; values are trimmed.
-    """
-    picked = {}
-    for key, value in headers.items():
-        name = key.strip().lower().removeprefix(HEADER_PREFIX)
-        if name.startswith(META_PREFIX):
-            picked[name] = value.strip()
-    return picked
 
 
 def _refuse(code: str, key: str, value: str, why: str) -> PlanError:
@@ -550,7 +535,7 @@ def _variants(
 
 def plan_upload(meta: Mapping[str, str], facts: ImageFacts, defaults: PlanDefaults) -> Plan:
     """Turn an upload's metadata, the bucket defaults and the image facts into variants; raise PlanError."""
-    meta = {key: value for key, value in user_metadata(meta).items() if value}  # blank means "not given"
+    meta = {key: value for key, value in outpaint_meta(meta).items() if value}  # blank means "not given"
     if _parse_bool(meta, "outpaint-skip", False):
         return Plan(variants=(), skipped="outpaint-skip is set")
 

@@ -6,32 +6,47 @@ spooled temporary file (memory first, disk past a few MB) so a 10 MB result neve
 
 from __future__ import annotations
 
+import fnmatch
 import tempfile
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from outpaint.errors import ResultRefused
+from outpaint.errors import ResultLost, ResultRefused, ResultUnavailable
 
 if TYPE_CHECKING:
     import httpx
-
-    from outpaint.config import Settings
 
 SPOOL_BYTES = 4 * 1024 * 1024
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
-class ResultLost(ResultRefused):
-    """The result URL answers 403/404/410: it expired or the result is gone."""
+@dataclass(frozen=True)
+class FetchPolicy:
+    """Where results may come from, how large they may be, how long a download may take."""
 
-    code = "result.lost"
+    allowed_result_hosts: tuple[str, ...]
+    max_result_bytes: int
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
 
-
-class ResultUnavailable(ResultRefused):
-    """The download failed in a way that may pass (network, 5xx): try again later."""
-
-    code = "result.unavailable"
+    def origin_allowed(self, url: str) -> bool:
+        """True when ``url``'s scheme, host and port match one of ``allowed_result_hosts``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+            return False
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        for origin in self.allowed_result_hosts:
+            allowed = urlsplit(origin)
+            allowed_port = allowed.port or (443 if allowed.scheme == "https" else 80)
+            if (
+                allowed.scheme == parts.scheme
+                and allowed_port == port
+                and fnmatch.fnmatchcase(parts.hostname.lower(), (allowed.hostname or "").lower())
+            ):
+                return True
+        return False
 
 
 @dataclass
@@ -56,13 +71,13 @@ class ResultImage:
 class ResultFetcher:
     """Downloads result images from allowed origins only."""
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, policy: FetchPolicy, transport: httpx.BaseTransport | None = None) -> None:
         import httpx
 
-        self._settings = settings
+        self._policy = policy
         # A separate client: the DashScope key must never travel to a result host.
         self._http = httpx.Client(
-            timeout=httpx.Timeout(settings.read_timeout_seconds, connect=settings.connect_timeout_seconds),
+            timeout=httpx.Timeout(policy.read_timeout_seconds, connect=policy.connect_timeout_seconds),
             follow_redirects=False,
             transport=transport,
         )
@@ -74,9 +89,9 @@ class ResultFetcher:
         """Download ``url`` into a spooled file and identify it; raise ResultRefused/Lost/Unavailable."""
         import httpx
 
-        if not self._settings.result_origin_allowed(url):
+        if not self._policy.origin_allowed(url):
             raise ResultRefused("result URL is not on an allowed origin (allowed_result_hosts)")
-        limit = self._settings.max_result_bytes
+        limit = self._policy.max_result_bytes
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
         try:
             size = self._download(url, spool, limit)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from outpaint.storage import Credentials
+from outpaint.oss import Credentials
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from outpaint.app import build_pipeline, handle_tick, handle_upload
 from outpaint.config import Settings
-from outpaint.store import ACTIVE_STATES, TERMINAL_STATES, JobStore, State
+from outpaint.job import ACTIVE_STATES, TERMINAL_STATES, State
+from outpaint.store import JobStore
 from tests.bench.common import (
     TIMER_EVENT,
     Delivery,

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from outpaint.config import Settings, load_settings
+from outpaint.oss import Credentials
 from outpaint.runtime import Invocation
-from outpaint.storage import Credentials
 from tests.support.stack import ACCESS_KEY_ID, ACCESS_KEY_SECRET, API_KEY, BUCKET, Stack
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,8 @@ import pytest
 
 from outpaint import log
 from outpaint.cli import main, ops_backfill
-from outpaint.store import JobStore, State
+from outpaint.job import State
+from outpaint.store import JobStore
 from tests.support.images import photo
 from tests.support.stack import ACCESS_KEY_ID, ACCESS_KEY_SECRET, API_KEY, BUCKET, running_stack
 
@@ -208,12 +209,13 @@ def test_retry_requeues_a_failed_job_under_the_lease(env, stack, capsys, tmp_pat
     assert failed.state is State.FAILED
     assert failed.error_code == "InternalError.Algo"
 
-    lease = store.acquire_lease(60)
+    leases = stack.pipeline().leases
+    lease = leases.acquire(60)
     status, _out, err = run(capsys, "retry", job_id)
     assert status == 1
     assert "a poller holds the lease" in err
     assert "--wait" in err
-    store.release_lease(lease)
+    leases.release(lease)
 
     stack.dashscope.configure(fail_rate=0.0)
     assert run_json(capsys, "retry", job_id) == {"requeued": [job_id]}
@@ -223,7 +225,7 @@ def test_retry_requeues_a_failed_job_under_the_lease(env, stack, capsys, tmp_pat
     assert queued.history[-1].note == "retried by operator"
     assert [h.state for h in queued.history][:-1] == [h.state for h in failed.history]
     assert len(queued.tasks) == 1  # the failed task stays on record
-    assert store.current_lease().released
+    assert leases.current().released
 
     run_json_plain(capsys, "invoke", "tick", str(EVENTS / "timer.json"))
     done = store.load(job_id)

@@ -11,7 +11,8 @@ from urllib.parse import unquote
 import pytest
 from PIL import Image
 
-from outpaint.store import JobStore, State
+from outpaint.job import State
+from outpaint.store import JobStore
 from tests.support.images import photo, size_of
 from tests.support.stack import running_stack
 

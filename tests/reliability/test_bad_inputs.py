@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from outpaint.app import handle_upload
-from outpaint.store import State
+from outpaint.job import State
 from tests.support.images import photo
 from tests.support.stack import running_stack
 

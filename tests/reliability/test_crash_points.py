@@ -10,7 +10,7 @@ import oss2
 import pytest
 
 from outpaint.events import parse_oss_event
-from outpaint.store import State
+from outpaint.job import State
 from tests.support.faults import Crash, FaultPoint, with_fault
 from tests.support.images import photo
 from tests.support.stack import running_stack
@@ -18,7 +18,7 @@ from tests.support.stack import running_stack
 JOBS = "*/jobs/*"
 INTAKE_POINTS = {
     "HEAD of the upload": FaultPoint("storage", "head", "inbox/*"),
-    "probe of the image": FaultPoint("storage", "probe_image", "inbox/*"),
+    "probe of the image": FaultPoint("storage", "get_bytes", "inbox/*"),
     "record create": FaultPoint("storage", "put", JOBS),
     "record created, marker not": FaultPoint("storage", "put", JOBS, when="after"),
     "index written, marker not": FaultPoint("storage", "put", "*/sources/*", when="after"),

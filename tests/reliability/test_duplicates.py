@@ -8,7 +8,7 @@ import threading
 import oss2
 import pytest
 
-from outpaint.store import State
+from outpaint.job import State
 from tests.support.images import photo
 from tests.support.stack import running_stack
 

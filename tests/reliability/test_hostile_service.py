@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from outpaint.store import ACTIVE_STATES, State
+from outpaint.job import ACTIVE_STATES, State
 from tests.support.images import photo
 from tests.support.stack import running_stack
 

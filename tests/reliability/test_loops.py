@@ -6,7 +6,7 @@ import threading
 
 import oss2
 
-from outpaint.store import State
+from outpaint.job import State
 from tests.support.images import photo
 from tests.support.stack import running_stack
 

@@ -13,14 +13,14 @@ import httpx
 import pytest
 from PIL import Image
 
-import outpaint.poller as poller_module
+import outpaint.publish as publish_module
 from outpaint.config import load_settings
 from outpaint.dashscope import DashScopeClient
-from outpaint.errors import ResultRefused, StorageError, SubmitOutcomeUnknown
+from outpaint.errors import ResultRefused, ResultUnavailable, StorageError, SubmitOutcomeUnknown
 from outpaint.events import parse_oss_event
-from outpaint.poller import MAX_WRITEBACK_FAILURES
-from outpaint.results import ResultFetcher, ResultUnavailable
-from outpaint.store import JobRecord, State
+from outpaint.job import JobRecord, State
+from outpaint.publish import MAX_WRITEBACK_FAILURES
+from outpaint.results import ResultFetcher
 from tests.support.faults import Crash, FaultPoint, with_fault
 from tests.support.images import photo
 from tests.support.stack import running_stack
@@ -54,25 +54,24 @@ class Wrap:
 
 def use_storage(pipeline, storage):
     pipeline.storage = storage
-    pipeline.store.storage = storage
 
 
 # --- the lease ---------------------------------------------------------------------------------------
 def test_two_contenders_for_an_expired_lease_never_both_win(stack):
-    a, b = stack.pipeline().store, stack.pipeline().store
+    a, b = stack.pipeline().leases, stack.pipeline().leases
     t0 = time.time()
-    assert a.acquire_lease(1.0, now=t0).term == 1
-    assert a.acquire_lease(1.0, now=t0 + 10).term == 2  # removes term 1
+    assert a.acquire(1.0, now=t0).term == 1
+    assert a.acquire(1.0, now=t0 + 10).term == 2  # removes term 1
     now, won = t0 + 100, {}
     real_get = b.storage.get_bytes
 
     def get_bytes(key, *args, **kwargs):  # just before B reads the newest term, A takes the lease
         if "/lease/" in key and "a" not in won:
-            won["a"] = a.acquire_lease(60.0, now=now)
+            won["a"] = a.acquire(60.0, now=now)
         return real_get(key, *args, **kwargs)
 
     b.storage = Wrap(b.storage, get_bytes=get_bytes)
-    assert b.acquire_lease(60.0, now=now) is None
+    assert b.acquire(60.0, now=now) is None
     assert won["a"].term == 3
 
 
@@ -103,19 +102,19 @@ def test_the_lease_outlives_the_process(stack):
     p = stack.pipeline()
     started = time.time()
     p.poll(started + 5, hard_end=started + 60)
-    lease = p.store.current_lease()
+    lease = p.leases.current()
     assert lease.expires_at >= started + 60
 
 
 def test_a_broken_lease_is_free_at_once_and_keeps_its_pacing(stack):
-    store = stack.pipeline().store
-    held = store.acquire_lease(600.0)
+    leases = stack.pipeline().leases
+    held = leases.acquire(600.0)
     held.last_submit_at = 123.0
-    store.release_lease(held)
-    again = store.acquire_lease(600.0)
-    assert store.acquire_lease(600.0) is None
-    store.break_lease()
-    taken = store.acquire_lease(600.0)
+    leases.release(held)
+    again = leases.acquire(600.0)
+    assert leases.acquire(600.0) is None
+    leases.break_()
+    taken = leases.acquire(600.0)
     assert taken is not None
     assert taken.term == again.term + 2
     assert taken.last_submit_at == 123.0
@@ -221,21 +220,21 @@ def test_odd_result_responses_are_result_errors_and_close_the_spool(headers, mon
         lambda request: httpx.Response(200, headers=headers, content=b"not an image")
     )
     with pytest.raises(ResultRefused):
-        ResultFetcher(settings, transport=transport).fetch("https://r.example.com/x.png")
+        ResultFetcher(settings.fetch_policy(), transport=transport).fetch("https://r.example.com/x.png")
     assert spools
     assert all(s.closed for s in spools)
 
 
 def test_the_finished_result_file_is_closed(stack, monkeypatch):
     finished = []
-    real = poller_module.finish_exact
+    real = publish_module.finish_exact
 
     def spy(result, width, height):
         out = real(result, width, height)
         finished.append(out.file)
         return out
 
-    monkeypatch.setattr(poller_module, "finish_exact", spy)
+    monkeypatch.setattr(publish_module, "finish_exact", spy)
     stack.on_upload(stack.upload("inbox/exact.jpg", photo(800, 800), size="1200x628"))
     assert jobs(stack)["inbox/exact.jpg"].state is State.DONE
     assert finished
@@ -337,7 +336,7 @@ def test_an_account_pause_is_handed_to_the_next_holder(stack):
     bad_key = stack.pipeline(dashscope_api_key="sk-wrong")
     first = bad_key.poll(time.time() + 2)
     assert first.throttled == 1
-    lease = bad_key.store.current_lease()
+    lease = bad_key.leases.current()
     assert lease.submits_paused_until > time.time() + 20
     second = stack.pipeline().poll(time.time() + 2)
     assert second.submitted == 0  # the 30 s pause outlives the run that met the account problem

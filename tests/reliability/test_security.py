@@ -14,9 +14,9 @@ import pytest
 
 from outpaint.config import load_settings
 from outpaint.errors import ResultRefused
+from outpaint.job import State
+from outpaint.oss import Storage
 from outpaint.results import ResultFetcher
-from outpaint.storage import Storage
-from outpaint.store import State
 from tests.support.images import photo
 from tests.support.stack import API_KEY, BUCKET, running_stack
 
@@ -84,7 +84,7 @@ def test_results_from_anywhere_else_are_refused_before_any_request(url, redirect
     port = urlsplit(redirecting_origin).port
     settings = load_settings(bucket=BUCKET, allowed_result_hosts=[redirecting_origin])
     calls = []
-    fetcher = ResultFetcher(settings, transport=httpx.MockTransport(calls.append))
+    fetcher = ResultFetcher(settings.fetch_policy(), transport=httpx.MockTransport(calls.append))
     with pytest.raises(ResultRefused):
         fetcher.fetch(url.format(port=port))
     assert calls == []
@@ -93,7 +93,7 @@ def test_results_from_anywhere_else_are_refused_before_any_request(url, redirect
 def test_redirects_from_an_allowed_origin_are_not_followed(redirecting_origin):
     settings = load_settings(bucket=BUCKET, allowed_result_hosts=[redirecting_origin])
     with pytest.raises(ResultRefused, match="redirect"):
-        ResultFetcher(settings).fetch(redirecting_origin + "/result.jpg")
+        ResultFetcher(settings.fetch_policy()).fetch(redirecting_origin + "/result.jpg")
 
 
 def test_emulator_signature_checks_are_on(stack):

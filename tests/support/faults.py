@@ -10,7 +10,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from outpaint.pipeline import Pipeline
+from outpaint.app import Pipeline
 
 
 class Crash(BaseException):
@@ -67,9 +67,7 @@ class _Proxy:
 
 def with_fault(pipeline: Pipeline, point: FaultPoint) -> Pipeline:
     """The same pipeline whose storage, DashScope client and result fetcher crash at ``point``."""
-    storage = _Proxy("storage", pipeline.storage, point)
-    pipeline.storage = storage  # type: ignore[assignment]
-    pipeline.store.storage = storage  # type: ignore[assignment]
+    pipeline.storage = _Proxy("storage", pipeline.storage, point)  # type: ignore[assignment]
     pipeline.client = _Proxy("client", pipeline.client, point)  # type: ignore[assignment]
     pipeline.fetcher = _Proxy("fetcher", pipeline.fetcher, point)  # type: ignore[assignment]
     return pipeline

@@ -13,13 +13,12 @@ from typing import Any
 
 import oss2
 
-from outpaint.app import build_pipeline, handle_tick, handle_upload
+from outpaint.app import Pipeline, build_pipeline, handle_tick, handle_upload
 from outpaint.config import Settings, load_settings
 from outpaint.local.dashscope import DashScopeEmulator
 from outpaint.local.oss import OssEmulator
-from outpaint.pipeline import Pipeline
+from outpaint.oss import Credentials
 from outpaint.runtime import Invocation
-from outpaint.storage import Credentials
 
 BUCKET = "outpaint-test"
 ACCESS_KEY_ID = "LTAI-test-key"

@@ -1,29 +1,23 @@
-"""Ops CLI pieces that need no emulator: parsing, formatting, progress, synthetic events, usage errors."""
+"""Ops CLI pieces that need no emulator: parsing, formatting, progress, usage errors."""
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
 from outpaint.cli import main, ops_backfill
-from outpaint.cli.ops_backfill import _print_summary, scan_prefix, stall_message, synthetic_event
+from outpaint.cli.ops_backfill import _print_summary, scan_prefix, stall_message
 from outpaint.cli.ops_common import OpsError, format_seconds, format_time, parse_duration
 from outpaint.cli.ops_progress import Progress
 from outpaint.cli.ops_views import state_timings
 from outpaint.config import load_settings
-from outpaint.events import parse_oss_event
+from outpaint.job import JobRecord, State
 from outpaint.poller import PollReport
-from outpaint.storage import ObjectHead
-from outpaint.store import JobRecord, State
-
-SAMPLE_PUT = Path(__file__).resolve().parents[2] / "events" / "oss-put.json"
 
 
 @pytest.fixture
@@ -104,24 +98,6 @@ def test_progress_does_not_repeat_the_last_line():
     assert stream.getvalue().splitlines() == ["drain: 1/1 100%  0.0s"]
 
 
-def test_synthetic_event_has_fcs_shape_and_parses_like_a_real_one():
-    settings = load_settings(bucket="outpaint-demo", region="cn-beijing")
-    head = ObjectHead(
-        key="inbox/cat.jpg",
-        etag="0CC175B9C0F1B6A831C399E269772661",
-        size=1843211,
-        content_type="image/jpeg",
-        user_meta={"outpaint-ratio": "16:9", "outpaint-gravity": "center"},
-    )
-    event = synthetic_event(settings, head, now=1_740_816_000.0)
-    [real] = parse_oss_event(SAMPLE_PUT.read_bytes())
-    [synthetic] = parse_oss_event(json.dumps(event))
-
-    assert synthetic.model_dump(exclude={"request_id"}) == real.model_dump(exclude={"request_id"})
-    sample_fields = set(json.loads(SAMPLE_PUT.read_text())["events"][0])
-    assert set(event["events"][0]) == sample_fields - {"requestParameters"}
-
-
 @pytest.mark.parametrize(
     ("prefix", "scanned"),
     [("inbox/2024/", "inbox/2024/"), ("inbox/", "inbox/"), ("", "inbox/"), ("in", "inbox/")],
@@ -138,7 +114,7 @@ def test_scan_prefix_refuses_other_prefixes():
 def test_state_timings_measure_each_history_entry():
     job = JobRecord(job_id="j", bucket="b", source_key="k", source_etag="e", state=State.QUEUED,
                     created_at=100.0, updated_at=100.0)  # fmt: skip
-    job.move(State.QUEUED, "1 variant(s)", now=100.0)
+    job.begin(State.QUEUED, "1 variant(s)", now=100.0)
     job.move(State.SUBMITTING, now=101.5)
     job.move(State.SUBMITTED, "task-1", now=101.75)
     job.move(State.DONE, now=104.0)
@@ -198,7 +174,7 @@ class _StuckPipeline:
     def job_ids(self, state: State) -> list[str]:
         return ["j1", "j2"] if state is State.QUEUED else []
 
-    def poll(self, deadline: float, *, wait_for_lease: bool) -> PollReport:
+    def poll(self, deadline: float, *, wait_for_lease: bool, on_round: object = None) -> PollReport:
         self.polls += 1
         return PollReport(throttled=1, queued=2)
 

@@ -1,49 +1,36 @@
-"""The store queries the ops CLI uses (job_ids, records, checkpoints, current_lease), on in-memory storage."""
+"""The state queries the ops CLI uses (job ids, records, checkpoints, the current lease), in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from outpaint.storage import AlreadyExists, NotFound
-from outpaint.store import JobRecord, JobStore, State
-
-
-class MemoryStorage:
-    """The slice of ``Storage`` that ``JobStore`` uses, kept in a dict."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put(self, key: str, data: bytes, *, forbid_overwrite: bool = False, **_: object) -> str:
-        if forbid_overwrite and key in self.objects:
-            raise AlreadyExists(key)
-        self.objects[key] = data
-        return "ETAG"
-
-    def get_bytes(self, key: str) -> bytes:
-        if key not in self.objects:
-            raise NotFound(key)
-        return self.objects[key]
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-    def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
-        return iter(sorted(k for k in self.objects if k.startswith(prefix) and k > start_after))
+from outpaint.checkpoints import Checkpoints
+from outpaint.job import JobRecord, State
+from outpaint.lease import LeaseStore
+from outpaint.store import JobStore
+from tests.support.memory import MemoryStorage
 
 
 @pytest.fixture
 def store() -> JobStore:
-    return JobStore(MemoryStorage(), ".outpaint/")  # type: ignore[arg-type]
+    return JobStore(MemoryStorage(), ".outpaint/")
+
+
+@pytest.fixture
+def checkpoints(store) -> Checkpoints:
+    return Checkpoints(store.storage, ".outpaint/")
+
+
+@pytest.fixture
+def leases(store) -> LeaseStore:
+    return LeaseStore(store.storage, ".outpaint/")
 
 
 def job(job_id: str, created_at: float, state: State = State.QUEUED) -> JobRecord:
     record = JobRecord(job_id=job_id, bucket="b", source_key=f"inbox/{job_id}.jpg", source_etag="E",
-                       state=State.QUEUED, created_at=created_at, updated_at=created_at)  # fmt: skip
-    record.move(state, now=created_at)
-    return record
+                       created_at=created_at, updated_at=created_at)  # fmt: skip
+    record.begin(State.QUEUED, now=created_at)
+    return record.model_copy(update={"state": state})
 
 
 def test_job_ids_are_in_creation_order_and_filter_by_creation_time(store):
@@ -62,9 +49,11 @@ def test_records_skip_missing_and_moved_jobs_without_repairing(store):
     for record in (kept, moved, gone):
         store.create(record)
     stale_marker = store.marker_key(moved)
-    moved.move(State.QUEUED)
-    store.storage.put(store.record_key(moved.job_id), moved.model_dump_json().encode())  # crash before marker
-    store.storage.delete(store.record_key(gone.job_id))
+    moved.move(State.QUEUED, now=2.0)
+    store.storage.put(
+        store.layout.record_key(moved.job_id), moved.model_dump_json().encode()
+    )  # crash before marker
+    store.storage.delete(store.layout.record_key(gone.job_id))
     store.storage.put(store.marker_key(gone, State.FAILED), b"")
 
     assert [r.job_id for r in store.records(State.FAILED)] == [kept.job_id]
@@ -72,23 +61,23 @@ def test_records_skip_missing_and_moved_jobs_without_repairing(store):
     assert stale_marker in store.storage.objects  # read-only: repairs are the lease holder's
 
 
-def test_checkpoints_round_trip_under_the_state_prefix(store):
-    assert store.load_checkpoint("inbox/2024/") is None
-    store.save_checkpoint("inbox/2024/", {"last_key": "inbox/2024/b.jpg", "processed": 2})
-    store.save_checkpoint("inbox/", {"last_key": "inbox/a.jpg"})
+def test_checkpoints_round_trip_under_the_state_prefix(store, checkpoints):
+    assert checkpoints.load("inbox/2024/") is None
+    checkpoints.save("inbox/2024/", {"last_key": "inbox/2024/b.jpg", "processed": 2})
+    checkpoints.save("inbox/", {"last_key": "inbox/a.jpg"})
 
-    assert store.load_checkpoint("inbox/2024/") == {"last_key": "inbox/2024/b.jpg", "processed": 2}
+    assert checkpoints.load("inbox/2024/") == {"last_key": "inbox/2024/b.jpg", "processed": 2}
     assert all(key.startswith(".outpaint/backfill/") for key in store.storage.objects)
-    store.delete_checkpoint("inbox/2024/")
-    assert store.load_checkpoint("inbox/2024/") is None
-    assert store.load_checkpoint("inbox/") == {"last_key": "inbox/a.jpg"}
+    checkpoints.delete("inbox/2024/")
+    assert checkpoints.load("inbox/2024/") is None
+    assert checkpoints.load("inbox/") == {"last_key": "inbox/a.jpg"}
 
 
-def test_current_lease_is_the_latest_term(store):
-    assert store.current_lease() is None
-    first = store.acquire_lease(60, now=1000.0)
-    assert store.current_lease() == first
-    store.release_lease(first)
-    second = store.acquire_lease(60, now=1001.0)
-    assert store.current_lease().term == second.term == 2
-    assert not store.current_lease().released
+def test_current_lease_is_the_latest_term(leases):
+    assert leases.current() is None
+    first = leases.acquire(60, now=1000.0)
+    assert leases.current() == first
+    leases.release(first)
+    second = leases.acquire(60, now=1001.0)
+    assert leases.current().term == second.term == 2
+    assert not leases.current().released

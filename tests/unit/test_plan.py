@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from outpaint.errors import PlanError
+from outpaint.naming import outpaint_meta as user_metadata
 from outpaint.plan import (
     ERROR_CODES,
     KEYS,
@@ -15,7 +16,6 @@ from outpaint.plan import (
     PlanDefaults,
     Variant,
     plan_upload,
-    user_metadata,
 )
 
 SQUARE = ImageFacts(width=1000, height=1000, format="JPEG", size_bytes=500_000)

@@ -29,7 +29,8 @@ from outpaint.local.stack import LocalStack
 if TYPE_CHECKING:
     import oss2
 
-    from outpaint.store import JobRecord, JobStore
+    from outpaint.job import JobRecord
+    from outpaint.store import JobStore
 
 TERMINAL = ("DONE", "FAILED", "REJECTED", "EXPIRED", "SKIPPED")
 LARGEST_TILE = 340  # pixels the largest image gets; every other image shares its scale
@@ -338,9 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     import oss2
 
-    from outpaint.app import static_credentials
-    from outpaint.storage import Storage
-    from outpaint.store import JobStore
+    from outpaint.app import open_store, static_credentials
 
     started = time.time()
     try:
@@ -357,7 +356,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             settings = stack.settings()
             credentials = static_credentials(settings)
             assert credentials is not None
-            store = JobStore(Storage(settings, credentials), settings.state_prefix)
+            store = open_store(settings, credentials)
             bucket = oss2.Bucket(
                 oss2.Auth(credentials.access_key_id, credentials.access_key_secret),
                 stack.oss_endpoint,

@@ -1,7 +1,7 @@
 """`outpaint backfill PREFIX`: existing objects through the same idempotent intake and quota as uploads.
 
-Each object becomes a synthetic ``ObjectCreated:PutObject`` event in FC's shape, parsed and handed to
-``Pipeline.intake``, so a job id is the one a real upload event would produce (duplicates end there).
+Each object is offered to intake exactly as an upload event's object is (``Pipeline.offer``: one HEAD,
+the probe, the plan), so a job id is the one a real upload event would produce (duplicates end there).
 Backfill never submits: ``--drain`` runs the ordinary poller until no job is active. A checkpoint under
 the state prefix remembers the last key processed, so an interrupted run continues where it stopped.
 """
@@ -11,19 +11,16 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from outpaint.cli.ops_common import Ops, OpsError, fail, format_seconds, positive_int, print_json
 from outpaint.cli.ops_progress import Progress
-from outpaint.events import parse_oss_event
-from outpaint.storage import USER_META_PREFIX, NotFound
-from outpaint.store import ACTIVE_STATES
+from outpaint.job import ACTIVE_STATES, Trigger
 
 if TYPE_CHECKING:
-    from outpaint.config import Settings
-    from outpaint.pipeline import Pipeline
-    from outpaint.storage import ObjectHead
+    from outpaint.app import Pipeline
+    from outpaint.checkpoints import Checkpoints
+    from outpaint.poller import PollReport
     from outpaint.store import JobStore
 
 HELP = "enqueue existing objects under PREFIX through the normal intake (resumable; --drain finishes them)"
@@ -47,8 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def backfill(ops: Ops, args: argparse.Namespace) -> int:
     prefix = scan_prefix(args.prefix, ops.settings.input_prefix)
-    store = ops.store if args.dry_run else ops.pipeline.store
-    checkpoint = None if args.restart else store.load_checkpoint(prefix)
+    store, checkpoints = ops.store, ops.checkpoints
+    checkpoint = None if args.restart else checkpoints.load(prefix)
     start_after = checkpoint["last_key"] if checkpoint else ""
     keys = [key for key in store.storage.list_keys(prefix, start_after) if not key.endswith("/")]
     batch = keys if args.limit is None else keys[: args.limit]
@@ -56,7 +53,9 @@ def backfill(ops: Ops, args: argparse.Namespace) -> int:
         return _dry_run(store, batch, start_after, args.json)
     summary: dict[str, Any] = {"prefix": prefix, "resumed_after": start_after or None, "listed": len(keys)}
     summary.update(
-        _enqueue(ops.pipeline, prefix, batch, complete=len(batch) == len(keys), checkpoint=checkpoint)
+        _enqueue(
+            ops.pipeline, checkpoints, prefix, batch, complete=len(batch) == len(keys), checkpoint=checkpoint
+        )
     )
     if args.drain:
         summary["drain"] = drain(ops.pipeline)
@@ -81,59 +80,22 @@ def scan_prefix(prefix: str, input_prefix: str) -> str:
     )
 
 
-def synthetic_event(settings: Settings, head: ObjectHead, now: float | None = None) -> dict[str, Any]:
-    """The OSS trigger event FC would deliver for a PutObject of ``head`` (one record)."""
-    at = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
-    object_meta: dict[str, Any] = {
-        "userMeta": {USER_META_PREFIX + name: value for name, value in head.user_meta.items()}
-    }
-    if head.content_type:
-        object_meta["mimeType"] = head.content_type
-    return {
-        "events": [
-            {
-                "eventName": "ObjectCreated:PutObject",
-                "eventSource": "acs:oss",
-                "eventTime": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "eventVersion": "1.0",
-                "oss": {
-                    "bucket": {
-                        "name": settings.bucket,
-                        "arn": f"acs:oss:{settings.region}::{settings.bucket}",
-                    },
-                    "object": {
-                        "key": head.key,
-                        "size": head.size,
-                        "deltaSize": head.size,
-                        "eTag": head.etag,
-                        "objectMeta": object_meta,
-                    },
-                    "ossSchemaVersion": "1.0",
-                    "ruleId": "outpaint-backfill",
-                },
-                "region": settings.region,
-                "responseElements": {"requestId": f"backfill-{int(at.timestamp() * 1000)}"},
-                "userIdentity": {"principalId": "outpaint-backfill"},
-            }
-        ]
-    }
-
-
 def intake_object(pipeline: Pipeline, key: str) -> str:
     """Offer one existing object to intake; the action it took (created, duplicate, ..., or gone)."""
-    try:
-        head = pipeline.storage.head(key)
-    except NotFound:
-        return "gone"
-    [outcome] = pipeline.intake(parse_oss_event(synthetic_event(pipeline.settings, head)))
-    return outcome.action
+    outcome = pipeline.offer(key, Trigger(name="backfill", request_id=f"backfill-{int(time.time() * 1000)}"))
+    return "gone" if outcome.reason == "object.gone" else outcome.action
 
 
 def _enqueue(
-    pipeline: Pipeline, prefix: str, keys: list[str], *, complete: bool, checkpoint: dict[str, Any] | None
+    pipeline: Pipeline,
+    checkpoints: Checkpoints,
+    prefix: str,
+    keys: list[str],
+    *,
+    complete: bool,
+    checkpoint: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Intake ``keys`` in order, checkpointing every few; clear the checkpoint once the listing is done."""
-    store = pipeline.store
     actions: Counter[str] = Counter()
     earlier = int(checkpoint["processed"]) if checkpoint else 0
     last_key = checkpoint["last_key"] if checkpoint else ""
@@ -144,14 +106,14 @@ def _enqueue(
                 actions[intake_object(pipeline, key)] += 1
                 last_key = key
                 if actions.total() % CHECKPOINT_EVERY == 0:
-                    _save(store, prefix, last_key, earlier + actions.total())
+                    _save(checkpoints, prefix, last_key, earlier + actions.total())
                 progress.advance(note=f"{actions['created']} created")
         finished = True
     finally:
         if finished and complete:
-            store.delete_checkpoint(prefix)
+            checkpoints.delete(prefix)
         elif actions:  # interrupted or limited: the next run continues after last_key
-            _save(store, prefix, last_key, earlier + actions.total())
+            _save(checkpoints, prefix, last_key, earlier + actions.total())
     return {
         "processed": actions.total(),
         "actions": dict(actions),
@@ -161,8 +123,8 @@ def _enqueue(
     }
 
 
-def _save(store: JobStore, prefix: str, last_key: str, processed: int) -> None:
-    store.save_checkpoint(
+def _save(checkpoints: Checkpoints, prefix: str, last_key: str, processed: int) -> None:
+    checkpoints.save(
         prefix, {"prefix": prefix, "last_key": last_key, "processed": processed, "at": time.time()}
     )
 
@@ -177,33 +139,30 @@ def drain(pipeline: Pipeline) -> dict[str, Any]:
     with Progress("drain", first) as progress:
         last_refresh = time.monotonic()
 
-        def sleep_and_report(seconds: float) -> None:
-            # The poller sleeps between rounds: the moment to count what is left, every few seconds.
+        def report_progress(_report: PollReport) -> None:
+            # Called after every poller round: count what is left, every few seconds.
             nonlocal last_refresh
             if time.monotonic() - last_refresh >= DRAIN_REFRESH_SECONDS:
                 last_refresh = time.monotonic()
                 left = _active(store)
                 progress.update(max(first - left, 0), note=f"{left} active")
-            original_sleep(seconds)
 
-        original_sleep, pipeline.sleep = pipeline.sleep, sleep_and_report
         last_progress, stalled = time.monotonic(), False
-        try:
-            while remaining:
-                report = pipeline.poll(time.time() + settings.tick_budget_seconds, wait_for_lease=True)
-                totals.update({name: getattr(report, name) for name in POLL_COUNTERS})
-                before, remaining = remaining, _active(store)
-                progress.update(max(first - remaining, 0), note=f"{remaining} active")
-                moved = report.submitted or report.done or report.failed or report.in_flight
-                if moved or remaining < before:
-                    last_progress = time.monotonic()
-                elif time.monotonic() - last_progress >= DRAIN_STALL_SECONDS:
-                    stalled = True
-                    break
-                else:  # nothing to wait for inside the poller (out of time, submits refused): no busy loop
-                    original_sleep(DRAIN_IDLE_SECONDS)
-        finally:
-            pipeline.sleep = original_sleep
+        while remaining:
+            report = pipeline.poll(
+                time.time() + settings.tick_budget_seconds, wait_for_lease=True, on_round=report_progress
+            )
+            totals.update({name: getattr(report, name) for name in POLL_COUNTERS})
+            before, remaining = remaining, _active(store)
+            progress.update(max(first - remaining, 0), note=f"{remaining} active")
+            moved = report.submitted or report.done or report.failed or report.in_flight
+            if moved or remaining < before:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress >= DRAIN_STALL_SECONDS:
+                stalled = True
+                break
+            else:  # nothing to wait for inside the poller (out of time, submits refused): no busy loop
+                pipeline.sleep(DRAIN_IDLE_SECONDS)
     return {
         **{name: totals[name] for name in POLL_COUNTERS},
         "seconds": round(time.monotonic() - started, 3),

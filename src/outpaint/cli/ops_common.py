@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from outpaint.errors import ConfigError, OutpaintError
 
 if TYPE_CHECKING:
+    from outpaint.app import Pipeline
+    from outpaint.checkpoints import Checkpoints
     from outpaint.config import Settings
-    from outpaint.pipeline import Pipeline
-    from outpaint.storage import Credentials
+    from outpaint.lease import LeaseStore
+    from outpaint.oss import Credentials
     from outpaint.store import JobStore
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -29,7 +31,7 @@ class OpsError(OutpaintError):
 
 
 class Ops:
-    """Settings plus the bucket's job store or a full Pipeline, each built on first use."""
+    """Settings plus the bucket's job store, lease, checkpoints or Pipeline, each built on first use."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -51,10 +53,23 @@ class Ops:
     @cached_property
     def store(self) -> JobStore:
         """The job store alone (no DashScope key needed)."""
-        from outpaint.storage import Storage
-        from outpaint.store import JobStore
+        from outpaint.app import open_store
 
-        return JobStore(Storage(self.settings, self.credentials), self.settings.state_prefix)
+        return open_store(self.settings, self.credentials)
+
+    @cached_property
+    def leases(self) -> LeaseStore:
+        """The poller lease (no DashScope key needed)."""
+        from outpaint.lease import LeaseStore
+
+        return LeaseStore(self.store.storage, self.settings.state_prefix)
+
+    @cached_property
+    def checkpoints(self) -> Checkpoints:
+        """Backfill checkpoints (no DashScope key needed)."""
+        from outpaint.checkpoints import Checkpoints
+
+        return Checkpoints(self.store.storage, self.settings.state_prefix)
 
     @cached_property
     def pipeline(self) -> Pipeline:

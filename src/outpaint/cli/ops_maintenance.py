@@ -19,15 +19,16 @@ from outpaint.cli.ops_common import (
     print_json,
 )
 from outpaint.cli.ops_progress import Progress
-from outpaint.store import TERMINAL_STATES, JobRecord, State
+from outpaint.job import TERMINAL_STATES, JobRecord, Reopen, State
+from outpaint.journal import Journal
 
 if TYPE_CHECKING:
-    from outpaint.store import JobStore, Lease
+    from outpaint.lease import Lease, LeaseStore
+    from outpaint.store import JobStore
 
 RETRY_HELP = "re-queue FAILED/EXPIRED jobs (holds the poller lease while it writes)"
 PURGE_HELP = "delete terminal job records older than a duration (with their markers and index entries)"
 RETRYABLE_STATES = (State.FAILED, State.EXPIRED)
-RETRY_NOTE = "retried by operator"
 LEASE_BASE_SECONDS = 30.0
 LEASE_SECONDS_PER_JOB = 0.5
 DEFAULT_WAIT_SECONDS = 120.0
@@ -35,25 +36,20 @@ DEFAULT_WAIT_SECONDS = 120.0
 
 # ============================================================================= lease
 @contextmanager
-def holding_lease(store: JobStore, seconds: float, wait: float | None) -> Iterator[Lease]:
-    """Take the poller lease for ``seconds`` (waiting up to ``wait`` for a holder to finish), release after.
+def holding_lease(leases: LeaseStore, seconds: float, wait: float | None) -> Iterator[Lease]:
+    """The poller lease for ``seconds`` (waiting up to ``wait`` for a holder to finish), released after.
 
     Raises OpsError when a poller keeps it: after creation, only the lease holder writes job records.
     """
-    give_up = time.monotonic() + (wait or 0.0)
-    while (lease := store.acquire_lease(seconds)) is None:
-        if time.monotonic() >= give_up:
-            raise OpsError(_lease_busy(store, waited=wait is not None))
-        time.sleep(1.0)
-    try:
+    wait_until = time.time() + wait if wait is not None else None
+    with leases.hold(lambda now: seconds, wait_until=wait_until) as lease:
+        if lease is None:
+            raise OpsError(_lease_busy(leases, waited=wait is not None))
         yield lease
-    finally:
-        if store.holds_lease(lease):
-            store.release_lease(lease)
 
 
-def _lease_busy(store: JobStore, waited: bool) -> str:
-    holder = store.current_lease()
+def _lease_busy(leases: LeaseStore, waited: bool) -> str:
+    holder = leases.current()
     until = ""
     if holder is not None:
         until = f" (term {holder.term}, expires in {format_seconds(max(holder.expires_at - time.time(), 0))})"
@@ -80,18 +76,19 @@ def configure_retry(parser: argparse.ArgumentParser) -> None:
 def retry(ops: Ops, args: argparse.Namespace) -> int:
     if bool(args.job_id) == (args.failed or args.expired):
         return fail("retry", "give either a job ID or --failed/--expired", 2)
-    store = ops.store
+    store, leases = ops.store, ops.leases
     candidates = _retry_candidates(store, args)
     requeued: list[str] = []
     if candidates:
         seconds = LEASE_BASE_SECONDS + LEASE_SECONDS_PER_JOB * len(candidates)
-        with holding_lease(store, seconds, args.wait) as lease:
+        journal = Journal(store)
+        with holding_lease(leases, seconds, args.wait) as lease:
             for job_id in candidates:
-                if not store.holds_lease(lease):
+                if not leases.holds(lease):
                     raise OpsError(f"lost the poller lease after re-queuing {len(requeued)} job(s)")
                 record = store.load(job_id)  # again, now that nobody else writes
                 if record is not None and record.state in RETRYABLE_STATES:
-                    requeue(store, record)
+                    journal.apply(record, Reopen())
                     requeued.append(job_id)
     if args.job_id and not requeued:
         raise OpsError(f"job {args.job_id} changed state before it could be re-queued")
@@ -116,17 +113,6 @@ def _retry_candidates(store: JobStore, args: argparse.Namespace) -> list[str]:
         return [args.job_id]
     states = [State.FAILED] * args.failed + [State.EXPIRED] * args.expired
     return [job_id for state in states for job_id in store.job_ids(state)]
-
-
-def requeue(store: JobStore, record: JobRecord, now: float | None = None) -> None:
-    """Back to QUEUED with a fresh attempt budget; tasks, error and history stay for the record."""
-    previous = record.state
-    record.attempts = 0
-    record.uncertain_submits = 0
-    record.not_before = 0.0
-    record.next_query_at = 0.0
-    record.move(State.QUEUED, RETRY_NOTE, now=now)
-    store.save(record, previous)
 
 
 # ============================================================================= purge

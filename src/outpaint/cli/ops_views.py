@@ -17,10 +17,11 @@ from outpaint.cli.ops_common import (
     non_negative_int,
     print_json,
 )
-from outpaint.store import IN_FLIGHT_STATES, JobRecord, State
+from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 
 if TYPE_CHECKING:
-    from outpaint.store import JobStore, Lease
+    from outpaint.lease import Lease
+    from outpaint.store import JobStore
 
 STATUS_HELP = "counts by state, in-flight vs quota, oldest queued job, recent failures"
 JOBS_HELP = "`jobs show ID|KEY`: one job by id, or every job of a source object key"
@@ -64,7 +65,7 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
         "max_concurrent_tasks": ops.settings.max_concurrent_tasks,
         "oldest_queued": oldest
         and {"job_id": oldest.job_id, "key": oldest.source_key, "age_seconds": now - oldest.created_at},
-        "poller": _lease_view(store.current_lease(), now),
+        "poller": _lease_view(ops.leases.current(), now),
         "recent_failures": [
             {
                 "job_id": r.job_id,
@@ -83,7 +84,7 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
 def _lease_view(lease: Lease | None, now: float) -> dict[str, Any]:
     if lease is None:
         return {"lease": "never taken"}
-    held = not lease.released and lease.expires_at > now
+    held = lease.live(now)
     view: dict[str, Any] = {"lease": "held" if held else "free", "term": lease.term}
     if held:
         view["expires_in_seconds"] = lease.expires_at - now

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from outpaint.errors import ConfigError, ImageProbeError, PlanError
-from outpaint.plan import META_PREFIX, ImageFacts, Plan, PlanDefaults, plan_upload
+from outpaint.naming import META_PREFIX, USER_META_HEADER
+from outpaint.plan import ImageFacts, Plan, PlanDefaults, plan_upload
 
 if TYPE_CHECKING:
     from outpaint.config import Settings
@@ -64,7 +65,7 @@ def _meta_pair(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key = key.strip().lower()
-    if not key.startswith((META_PREFIX, "x-oss-meta-")):
+    if not key.startswith((META_PREFIX, USER_META_HEADER)):
         key = META_PREFIX + key  # `--meta ratio=16:9` is shorthand for `--meta outpaint-ratio=16:9`
     return key, value
 

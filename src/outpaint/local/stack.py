@@ -220,15 +220,13 @@ class LocalStack:
     def _void_previous_lease(self) -> None:
         """A poller of a previous run died with it: its lease would otherwise block the next tick until
         it expires (the function's whole timeout, by design)."""
-        from outpaint.app import static_credentials
-        from outpaint.storage import Storage
-        from outpaint.store import JobStore
+        from outpaint.app import open_leases, static_credentials
 
         settings = self.settings()
         credentials = static_credentials(settings)
         if credentials is None:
             raise StackError("the local stack's own OSS keys are missing from its settings")
-        JobStore(Storage(settings, credentials), settings.state_prefix).break_lease()
+        open_leases(settings, credentials).break_()
 
     def _domains(self) -> tuple[str, ...]:
         """Host names under which the emulator answers virtual-host style (``<bucket>.<domain>``)."""

@@ -1,0 +1,94 @@
+"""One submit: check the source, write the intent, call DashScope, and say what became of the job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from outpaint import log
+from outpaint.errors import DashScopeError, Kind, SubmitOutcomeUnknown
+from outpaint.job import (
+    End,
+    JobRecord,
+    Outcome,
+    RetryPolicy,
+    State,
+    Submitted,
+    Submitting,
+    TaskStatus,
+    Throttled,
+    Uncertain,
+    retry_or_end,
+)
+
+if TYPE_CHECKING:
+    from outpaint.dashscope import DashScopeClient
+    from outpaint.journal import Journal
+    from outpaint.lease import Lease
+    from outpaint.limits import PollerLimits
+    from outpaint.oss import Storage
+
+THROTTLE_PAUSE_SECONDS = 1.0
+ACCOUNT_PAUSE_SECONDS = 30.0
+
+
+class Submitter:
+    """Submits queued jobs; the intent (SUBMITTING) is recorded before the call, the answer after."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        client: DashScopeClient,
+        journal: Journal,
+        limits: PollerLimits,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.client = client
+        self.journal = journal
+        self.limits = limits
+        self.retry = RetryPolicy(limits.max_attempts, limits.retry_backoff_seconds)
+        self.clock = clock
+
+    def submit(self, job: JobRecord, lease: Lease) -> Outcome:
+        """Submit ``job`` (QUEUED) once; the pacing state in ``lease`` learns of it."""
+        if not job.describes(self.storage.head_or_none(job.source_key)):
+            return End(
+                State.SKIPPED, "source.changed", "the source object changed or was deleted before submit"
+            )
+        url = self.storage.sign_get_url(job.source_key, self.limits.signed_url_seconds)
+        now = self.clock()
+        self.journal.apply(job, Submitting(log.redact_url(url)))
+        lease.last_submit_at = now
+        try:
+            submitted = self.client.submit(url, job.parameters)
+        except SubmitOutcomeUnknown as exc:
+            return self.uncertain(job, exc.message)
+        except DashScopeError as exc:
+            return self._refused(job, exc, lease)
+        first_query_at = now + lease.first_query_delay(self.limits.poll_interval_seconds)
+        return Submitted(submitted.task_id, submitted.request_id, first_query_at)
+
+    def uncertain(self, job: JobRecord, message: str) -> Outcome:
+        """The submit may have created a task we cannot see. Resubmit at most once (policy)."""
+        resubmit = self.limits.uncertain_submit_policy == "resubmit" and job.uncertain_submits == 0
+        return Uncertain(message, self.clock() + self.limits.poll_interval_seconds if resubmit else None)
+
+    def _refused(self, job: JobRecord, exc: DashScopeError, lease: Lease) -> Outcome:
+        if exc.kind in (Kind.THROTTLED, Kind.ACCOUNT):
+            account = exc.kind is Kind.ACCOUNT
+            lease.submits_paused_until = self.clock() + (
+                ACCOUNT_PAUSE_SECONDS if account else THROTTLE_PAUSE_SECONDS
+            )
+            return Throttled(exc.code, exc.message, exc.request_id, account)
+        task = job.task
+        task.status, task.code, task.message, task.finished_at = (
+            TaskStatus.REFUSED,
+            exc.code,
+            exc.message,
+            self.clock(),
+        )
+        return retry_or_end(
+            job, exc.kind, exc.code, exc.message, end=State.FAILED, policy=self.retry, now=self.clock()
+        )

@@ -1,0 +1,58 @@
+"""What a task query's answer means for its job (pure: the poller schedules the queries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from outpaint.dashscope import classify
+from outpaint.errors import Kind
+from outpaint.job import End, JobRecord, Outcome, RetryPolicy, State, Stay, TaskStatus, retry_or_end
+
+if TYPE_CHECKING:
+    from outpaint.dashscope import TaskState
+
+
+@dataclass(frozen=True)
+class Succeeded(Stay):
+    """The task succeeded: its result awaits write-back (in this round, after admission)."""
+
+    output_url: str | None
+    run_seconds: float | None
+
+
+def task_outcome(job: JobRecord, answer: TaskState, policy: RetryPolicy, now: float) -> Outcome:
+    """Update the job's latest task from a query's ``answer`` and decide what follows."""
+    task = job.task
+    if not answer.finished:
+        task.status = (
+            TaskStatus(answer.status) if answer.status in TaskStatus.__members__ else TaskStatus.RUNNING
+        )
+        return Stay()
+    seen_succeeded = task.status is TaskStatus.SUCCEEDED
+    task.status, task.code, task.message, task.finished_at = (
+        TaskStatus(answer.status),
+        answer.code,
+        answer.message,
+        now,
+    )
+    if answer.status == "SUCCEEDED":
+        return Succeeded(answer.output_url, answer.run_seconds)
+    if answer.status == "FAILED":
+        code, message = answer.code or "task.failed", answer.message or "task failed"
+        return retry_or_end(
+            job, classify(None, answer.code), code, message, end=State.FAILED, policy=policy, now=now
+        )
+    if answer.status == "CANCELED":
+        return End(State.FAILED, "task.canceled", "the task was canceled outside outpaint")
+    if seen_succeeded:  # UNKNOWN after a success: the result expired before it was written
+        return End(
+            State.EXPIRED,
+            "result.lost",
+            "the service forgot a task that had succeeded; `outpaint retry` buys it again",
+        )
+    # UNKNOWN: the service no longer knows the task (after 24 h, or never created)
+    return retry_or_end(
+        job, Kind.TRANSIENT, "task.unknown", "the service no longer knows the task",
+        end=State.EXPIRED, policy=policy, now=now,
+    )  # fmt: skip
