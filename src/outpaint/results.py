@@ -95,6 +95,9 @@ class ResultFetcher:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned to the caller
         try:
             size = self._download(url, spool, limit)
+        except httpx.DecodingError as exc:  # a body that ignored our identity encoding: same every time
+            spool.close()
+            raise ResultRefused(f"result body cannot be decoded: {type(exc).__name__}") from exc
         except httpx.HTTPError as exc:
             spool.close()
             raise ResultUnavailable(f"result download failed: {type(exc).__name__}") from exc

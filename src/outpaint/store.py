@@ -115,10 +115,11 @@ class JobStore:
         self.storage.delete(self.layout.source_prefix(record.source_key) + record.job_id)
 
     # --- queries -------------------------------------------------------------------------------
-    def markers(self, state: State, start_after: str = "") -> Iterator[tuple[str, str]]:
-        """(marker key, job id) of the markers of ``state``, oldest job first, lazily."""
-        for key in self.storage.list_keys(self.layout.marker_prefix(state), start_after):
-            yield key, parse_marker(key)[1]
+    def markers(self, state: State) -> list[tuple[str, str]]:
+        """(marker key, job id) of every marker of ``state``, oldest job first."""
+        return [
+            (key, parse_marker(key)[1]) for key in self.storage.list_keys(self.layout.marker_prefix(state))
+        ]
 
     def job_ids(self, state: State, *, created_before: float | None = None) -> list[str]:
         """Ids behind the markers of ``state``, oldest job first (one LIST); with ``created_before``

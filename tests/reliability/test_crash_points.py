@@ -26,7 +26,7 @@ INTAKE_POINTS = {
 TICK_POINTS = {
     "lease claim": FaultPoint("storage", "put", "*/lease/*"),
     "lease claimed": FaultPoint("storage", "put", "*/lease/*", when="after"),
-    "source HEAD before submit": FaultPoint("storage", "head", "inbox/*"),
+    "source HEAD before submit": FaultPoint("storage", "head_or_none", "inbox/*"),
     "SUBMITTING write": FaultPoint("storage", "put", JOBS),
     "old marker delete after submit": FaultPoint("storage", "delete", "*/state/submitting/*"),
     "query": FaultPoint("client", "query"),
