@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from outpaint import log
-from outpaint.job import JobRecord, Outcome, State
+from outpaint.job import JobRecord, State
+from outpaint.outcomes import Outcome
 from outpaint.store import JobStore
 
 

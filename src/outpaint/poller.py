@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from outpaint import log
 from outpaint.errors import DashScopeError, Kind, OutpaintError
-from outpaint.job import IN_FLIGHT_STATES, JobRecord, Outcome, RetryPolicy, State, Stay
+from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 from outpaint.lease import LEASE_SLACK_SECONDS
+from outpaint.outcomes import Outcome, RetryPolicy, Stay
 from outpaint.tracking import Succeeded, task_outcome
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 
 from outpaint import GENERATED_BY
 from outpaint.errors import OutpaintError, ResultLost, ResultRefused, ResultUnavailable
-from outpaint.job import Done, End, JobRecord, Outcome, State, WritebackFailed
+from outpaint.job import JobRecord, State
 from outpaint.naming import (
     META_GENERATED_BY,
     META_JOB_ID,
@@ -21,6 +21,7 @@ from outpaint.naming import (
     META_VARIANT,
     output_key,
 )
+from outpaint.outcomes import Done, End, Outcome, WritebackFailed
 from outpaint.results import finish_exact
 
 if TYPE_CHECKING:

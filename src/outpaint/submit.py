@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING
 
 from outpaint import log
 from outpaint.errors import DashScopeError, Kind, SubmitOutcomeUnknown
-from outpaint.job import (
+from outpaint.job import JobRecord, State, TaskStatus
+from outpaint.outcomes import (
     End,
-    JobRecord,
     Outcome,
     RetryPolicy,
-    State,
     Submitted,
     Submitting,
-    TaskStatus,
     Throttled,
     Uncertain,
     retry_or_end,

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from outpaint.dashscope import classify
 from outpaint.errors import Kind
-from outpaint.job import End, JobRecord, Outcome, RetryPolicy, State, Stay, TaskStatus, retry_or_end
+from outpaint.job import JobRecord, State, TaskStatus
+from outpaint.outcomes import End, Outcome, RetryPolicy, Stay, retry_or_end
 
 if TYPE_CHECKING:
     from outpaint.dashscope import TaskState

@@ -19,8 +19,9 @@ from outpaint.cli.ops_common import (
     print_json,
 )
 from outpaint.cli.ops_progress import Progress
-from outpaint.job import TERMINAL_STATES, JobRecord, Reopen, State
+from outpaint.job import TERMINAL_STATES, JobRecord, State
 from outpaint.journal import Journal
+from outpaint.outcomes import Reopen
 
 if TYPE_CHECKING:
     from outpaint.lease import Lease, LeaseStore
