@@ -66,12 +66,14 @@ def modules() -> dict[str, Path]:
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     """Every module ``name`` imports: ours resolved to the module (not the package), others by top name."""
     found: set[str] = set()
+    package = (name if path.name == "__init__.py" else name.rpartition(".")[0]).split(".")
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"{name}: relative import (the house uses absolute imports)"
             base = node.module or ""
+            if node.level:  # from .x import y: relative to the package, one level up per extra dot
+                base = ".".join([*package[: len(package) - node.level + 1], base]).strip(".")
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
                 found.add(candidate if candidate in known else base)
