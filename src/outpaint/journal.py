@@ -88,7 +88,9 @@ class Journal:
     def _save(self, job: JobRecord, previous: State) -> None:
         self.cache[job.job_id] = job
         self.dirty.add(job.job_id)
-        self.store.save(job, self._persisted.get(job.job_id, previous))
+        # The state the bucket has: known for cached records; for others, the one before this change.
+        persisted = self._persisted.setdefault(job.job_id, previous)
+        self.store.save(job, persisted)
         self._persisted[job.job_id] = job.state
         self.dirty.discard(job.job_id)
 
