@@ -63,9 +63,8 @@ class Intake:
         return [self._from_event(record) for record in records]
 
     def _from_event(self, record: ObjectRecord) -> IntakeOutcome:
-        reason = None
         if record.bucket != self.layout.bucket:
-            reason = "foreign_bucket"
+            reason: str | None = "foreign_bucket"
         elif not record.is_created:
             reason = "not_a_creation_event"
         else:

@@ -205,3 +205,29 @@ def test_job_states_change_only_in_the_journal():
         if name not in allowed and (changes := state_changes(path.read_text()))
     }
     assert elsewhere == {}
+
+
+# --- docs/architecture.md stays true ---------------------------------------------------------------------
+ARCHITECTURE = SRC.parent / "docs" / "architecture.md"
+
+
+def test_the_state_diagram_lists_exactly_the_allowed_moves():
+    from outpaint.job import INITIAL_STATES, MOVES
+
+    text = ARCHITECTURE.read_text()
+    diagram = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    drawn = {tuple(line.split(" --> ")) for line in diagram.splitlines() if " --> " in line.strip()}
+    drawn = {(a.strip(), b.strip()) for a, b in drawn}
+    allowed = {("[*]", s.value) for s in INITIAL_STATES} | {
+        (a.value, b.value) for a, targets in MOVES.items() for b in targets
+    }
+    assert drawn == allowed
+
+
+def test_the_module_map_names_every_core_module_with_its_rank():
+    rows = {}
+    for line in ARCHITECTURE.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[1].startswith("`") and cells[1].endswith(".py`"):
+            rows[f"outpaint.{cells[1].strip('`')[:-3]}"] = int(cells[0])
+    assert rows == {name: rank for name, rank in RANKS.items() if name != "outpaint"}

@@ -19,7 +19,7 @@ from outpaint.cli.ops_common import (
     print_json,
 )
 from outpaint.cli.ops_progress import Progress
-from outpaint.job import TERMINAL_STATES, JobRecord, State
+from outpaint.job import MOVES, TERMINAL_STATES, JobRecord, State
 from outpaint.journal import Journal
 from outpaint.outcomes import Reopen
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 RETRY_HELP = "re-queue FAILED/EXPIRED jobs (holds the poller lease while it writes)"
 PURGE_HELP = "delete terminal job records older than a duration (with their markers and index entries)"
-RETRYABLE_STATES = (State.FAILED, State.EXPIRED)
+# The ends the table of moves lets go back to the queue (FAILED, EXPIRED).
+RETRYABLE_STATES = tuple(s for s in TERMINAL_STATES if State.QUEUED in MOVES.get(s, ()))
 LEASE_BASE_SECONDS = 30.0
 LEASE_SECONDS_PER_JOB = 0.5
 DEFAULT_WAIT_SECONDS = 120.0

@@ -1,0 +1,50 @@
+"""The poller on the in-memory object store: the repairs it makes before any DashScope call."""
+
+from __future__ import annotations
+
+from outpaint.app import Pipeline
+from outpaint.config import load_settings
+from outpaint.job import JobRecord, State
+from outpaint.store import JobStore
+from tests.support.memory import MemoryStorage
+
+NOW = 1_800_000_000.0
+
+
+def record(job_id: str, state: State) -> JobRecord:
+    job = JobRecord(job_id=job_id, bucket="b", source_key=f"inbox/{job_id[:4]}.jpg", source_etag="E",
+                    created_at=NOW - 100, updated_at=NOW - 100)  # fmt: skip
+    job.begin(State.QUEUED, now=NOW - 100)
+    return job.model_copy(update={"state": state})
+
+
+def pipeline(storage: MemoryStorage) -> Pipeline:
+    settings = load_settings(bucket="b", dashscope_api_key="sk-unused")
+    # No DashScope client or fetcher: nothing here may reach them.
+    return Pipeline(settings, storage, client=None, fetcher=None, clock=lambda: NOW, sleep=lambda s: None)  # type: ignore[arg-type]
+
+
+def test_a_run_restores_lost_markers_and_replaces_stray_ones():
+    storage = MemoryStorage()
+    store = JobStore(storage, ".outpaint/")
+    lost, stray = record("a" * 32, State.DONE), record("b" * 32, State.FAILED)
+    store.create(lost)
+    store.create(stray)
+    storage.delete(store.marker_key(lost))  # an intake that crashed between the record and its marker
+    storage.put(store.marker_key(stray, State.SUBMITTED), b"")  # a crash before the old marker's removal
+    storage.delete(store.marker_key(stray))
+
+    report = pipeline(storage).poll(NOW + 30)
+
+    assert report.repaired == 1
+    assert store.job_ids(State.DONE) == [lost.job_id]
+    assert store.job_ids(State.FAILED) == [stray.job_id]
+    assert store.job_ids(State.SUBMITTED) == []
+    assert report.submitted == report.queries == 0
+
+
+def test_a_held_lease_keeps_a_second_run_out():
+    storage = MemoryStorage()
+    first = pipeline(storage)
+    assert first.leases.acquire(600.0, now=NOW) is not None
+    assert first.poll(NOW + 30).lease == "held"
