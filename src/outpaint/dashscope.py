@@ -50,6 +50,7 @@ CODE_KINDS: dict[str, Kind] = {
     "InvalidParameter.ImageContent": Kind.PERMANENT,
     "InvalidParameter.DataInspection": Kind.PERMANENT,
     "DataInspectionFailed": Kind.PERMANENT,
+    "IPInfringementSuspect": Kind.PERMANENT,
     "BadRequest.EmptyInput": Kind.PERMANENT,
     "BadRequest.EmptyParameters": Kind.PERMANENT,
     "BadRequest.EmptyModel": Kind.PERMANENT,
@@ -71,8 +72,41 @@ CODE_KINDS: dict[str, Kind] = {
 }
 
 
-def classify(status: int | None, code: str | None) -> Kind:
-    """The kind of a provider error, by code first, then by HTTP status."""
+# (code, fragment of the lower-cased message) -> kind, checked before CODE_KINDS: one code, two meanings.
+MESSAGE_KINDS: tuple[tuple[str, str, Kind], ...] = (
+    # What the service answers for a model that is withdrawn or misspelt: configuration, not the input.
+    ("InvalidParameter", "model not exist", Kind.ACCOUNT),
+    # The same code is a per-minute cap ("Allocated quota exceeded, please increase your quota limit.")
+    # or used-up credits / free allocation: only an operator ends the latter.
+    ("Throttling.AllocationQuota", "free allocated quota exceeded", Kind.ACCOUNT),
+    ("Throttling.AllocationQuota", "allocated credits limit", Kind.ACCOUNT),
+    ("insufficient_quota", "free allocated quota exceeded", Kind.ACCOUNT),
+    ("insufficient_quota", "allocated credits limit", Kind.ACCOUNT),
+)
+
+# Content-safety refusals: our code and what a user is told. No retry: the same image fails again.
+MODERATION: dict[str, tuple[str, str]] = {
+    "InvalidParameter.ImageContent": (
+        "moderation.image_content",
+        "the image did not pass DashScope's content-safety check; it was not out-painted",
+    ),
+    "DataInspectionFailed": (
+        "moderation.inappropriate_content",
+        "DashScope's content check found the input or the generated image inappropriate; nothing was stored",
+    ),
+    "IPInfringementSuspect": (
+        "moderation.ip_infringement",
+        "DashScope suspects the image infringes intellectual property; it was not out-painted",
+    ),
+}
+
+
+def classify(status: int | None, code: str | None, message: str | None = None) -> Kind:
+    """The kind of a provider error: by code and message first, then by code, then by HTTP status."""
+    text = (message or "").lower()
+    for rule_code, fragment, kind in MESSAGE_KINDS:
+        if code == rule_code and fragment in text:
+            return kind
     if code and code in CODE_KINDS:
         return CODE_KINDS[code]
     if status == 429:
@@ -197,7 +231,18 @@ class DashScopeClient:
         if response.status_code != 200:
             raise _provider_error(response.status_code, data, "query")
         output = data.get("output") or {}
-        status = str(output.get("task_status") or "UNKNOWN").upper()
+        raw_status = output.get("task_status") if isinstance(output, dict) else None
+        if not isinstance(raw_status, str) or not raw_status:
+            # Only an explicit UNKNOWN means "no such task"; a body without a status says nothing, and
+            # reading it as UNKNOWN could buy a task again.
+            raise DashScopeError(
+                "query answered without output.task_status",
+                code="dashscope.malformed_answer",
+                kind=Kind.TRANSIENT,
+                status=response.status_code,
+                request_id=data.get("request_id"),
+            )
+        status = raw_status.upper()
         return TaskState(
             task_id=task_id,
             status="RUNNING" if status == "SUSPENDED" else status,
@@ -225,7 +270,7 @@ def _provider_error(status: int, data: dict[str, Any], what: str) -> DashScopeEr
     return DashScopeError(
         f"{what}: {code}: {message}",
         code=code,
-        kind=classify(status, data.get("code")),
+        kind=classify(status, data.get("code"), data.get("message")),
         status=status,
         request_id=data.get("request_id"),
     )

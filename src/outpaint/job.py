@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from outpaint.errors import IllegalMove
 from outpaint.naming import marker_name, outpaint_meta
@@ -74,6 +74,13 @@ class TaskAttempt(BaseModel):
     request_id: str | None = None
     submitted_at: float
     status: TaskStatus = TaskStatus.SUBMITTING
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _unknown_status_is_running(cls, value: Any) -> Any:
+        """A status the service invented since (stored as it came by earlier versions) reads as RUNNING."""
+        return value if value in TaskStatus.__members__ or isinstance(value, TaskStatus) else "RUNNING"
+
     code: str | None = None
     message: str | None = None
     uncertain: bool = False  # sent, but the answer was lost: a task may exist that we cannot see
@@ -177,10 +184,14 @@ class JobRecord(BaseModel):
             raise IllegalMove(f"a record cannot be created in {state.value} (history: {len(self.history)})")
         self._enter(state, note, now)
 
-    def move(self, state: State, note: str | None = None, *, now: float) -> None:
-        """Move to ``state``; raise IllegalMove when ``MOVES`` does not allow it."""
+    def check_move(self, state: State) -> None:
+        """Raise IllegalMove when ``MOVES`` does not allow a move to ``state``."""
         if state not in MOVES.get(self.state, frozenset()):
             raise IllegalMove(f"job {self.job_id}: {self.state.value} → {state.value} is not an allowed move")
+
+    def move(self, state: State, note: str | None = None, *, now: float) -> None:
+        """Move to ``state``; raise IllegalMove when ``MOVES`` does not allow it."""
+        self.check_move(state)
         self._enter(state, note, now)
 
     def note(self, note: str, *, now: float) -> None:

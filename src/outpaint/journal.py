@@ -62,11 +62,12 @@ class Journal:
         """Apply ``outcome`` to ``job``: fields, state move, save, one log line. A failed save leaves the
         job dirty (cached with its new state) to be saved again by ``flush``."""
         now = self.clock()
-        previous = job.state
+        previous, target = job.state, outcome.target()
+        if target is not None:
+            job.check_move(target)  # before the outcome touches the record
         note = outcome.apply_to(job, now)
         if note is None:
             return
-        target = outcome.target()
         if target is None:
             job.note(note, now=now)
         else:

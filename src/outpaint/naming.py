@@ -102,10 +102,11 @@ def marker_name(created_at: float, job_id: str) -> str:
     return f"{int(created_at * 1000):013d}-{job_id}"
 
 
-def parse_marker(name: str) -> tuple[int, str]:
-    """(created-ms, job id) of a marker's name or key."""
-    created_ms, _, job_id = name.rsplit("/", 1)[-1].partition("-")
-    return int(created_ms), job_id
+def parse_marker(name: str) -> tuple[int | None, str]:
+    """(created-ms, job id) of a marker's name or key. A key that is no marker (a "folder" object made
+    in the console) gives (None, its last part): reconciliation removes it as a marker without a record."""
+    created, _, job_id = name.rsplit("/", 1)[-1].rpartition("-")
+    return (int(created) if created.isdigit() else None), job_id
 
 
 def output_key(

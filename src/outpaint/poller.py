@@ -128,7 +128,8 @@ class Poller:
 
     # --- loop ----------------------------------------------------------------------------------
     def loop(self) -> None:
-        """Work round after round until the deadline, or until nothing is queued or in flight."""
+        """Work round after round until the deadline, or until nothing is queued or in flight; then save
+        again what a failed write left dirty, while the lease is still ours."""
         self._sweep_unmarked()
         while self._alive():
             if not self.parts.leases.holds(self.lease, now=self.clock()):
@@ -154,9 +155,11 @@ class Poller:
                 [j.next_query_at for j in in_flight] + ([admission] if admission else []), default=None
             )
             if wake is None or wake >= self.deadline:
-                return
+                break
             now = self.clock()
             self.sleep(max(0.05, min(wake - now, MAX_SLEEP_SECONDS, self.deadline - now)))
+        if self.journal.dirty and self.parts.leases.holds(self.lease, now=self.clock()):
+            self.journal.flush(self._guard)
 
     def _alive(self) -> bool:
         """True until the deadline: after it, nothing new starts and no late answer is acted on."""

@@ -11,11 +11,11 @@ import io
 from typing import Any, Protocol
 
 from outpaint.errors import ImageProbeError
-from outpaint.plan import ImageFacts
+from outpaint.plan import MAX_FILE_BYTES, ImageFacts
 
 PROBE_BYTES = 256 * 1024
 # Inputs above the API's 10 MB limit are refused by the plan; the probe never reads more than this.
-PROBE_MAX_BYTES = 10 * 1024 * 1024 + 1
+PROBE_MAX_BYTES = MAX_FILE_BYTES + 1
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 JPEG_END = b"\xff\xd9"
 _OSS_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "heic": "HEIF", "heif": "HEIF"}

@@ -127,7 +127,7 @@ class JobStore:
         ids = []
         for key in self.storage.list_keys(self.layout.marker_prefix(state)):
             created_ms, job_id = parse_marker(key)
-            if created_before is None or created_ms < created_before * 1000:
+            if created_before is None or (created_ms is not None and created_ms < created_before * 1000):
                 ids.append(job_id)
         return ids
 

@@ -17,8 +17,8 @@ from outpaint.outcomes import (
     Submitting,
     Throttled,
     Uncertain,
-    retry_or_end,
 )
+from outpaint.tracking import failure_outcome
 
 if TYPE_CHECKING:
     from outpaint.dashscope import DashScopeClient
@@ -87,6 +87,6 @@ class Submitter:
             exc.message,
             self.clock(),
         )
-        return retry_or_end(
-            job, exc.kind, exc.code, exc.message, end=State.FAILED, policy=self.retry, now=self.clock()
+        return failure_outcome(
+            job, exc.code, exc.message, exc.kind, in_task=False, policy=self.retry, now=self.clock()
         )

@@ -89,7 +89,13 @@ def test_malformed_json(client, raw):
     ("body", "status", "code", "word"),
     [
         ({"input": {"image_url": "http://x/a.jpg"}}, 400, "BadRequest.EmptyModel", "model"),
-        ({"model": "wanx-v1", "input": {"image_url": "http://x/a.jpg"}}, 404, "ModelNotFound", "wanx-v1"),
+        # The real service answers a wrong model with 400 InvalidParameter "Model not exist."
+        (
+            {"model": "wanx-v1", "input": {"image_url": "http://x/a.jpg"}},
+            400,
+            "InvalidParameter",
+            "Model not exist",
+        ),
         ({"model": "image-out-painting"}, 400, "BadRequest.EmptyInput", "input"),
         ({"model": "image-out-painting", "input": {}}, 400, "BadRequest.EmptyInput", "input"),
         ({"model": "image-out-painting", "input": {"x": 1}}, 400, "InvalidParameter", "input.image_url"),

@@ -34,7 +34,7 @@ RANKS: dict[str, int] = {
     "outpaint.checkpoints": 5,
     "outpaint.journal": 5,
     "outpaint.submit": 6,
-    "outpaint.tracking": 6,
+    "outpaint.tracking": 5,
     "outpaint.publish": 6,
     "outpaint.poller": 7,
     "outpaint.intake": 7,

@@ -10,7 +10,7 @@ import pytest
 
 from outpaint import log
 from outpaint.errors import IllegalMove, StorageError
-from outpaint.job import MOVES, JobRecord, State
+from outpaint.job import MOVES, JobRecord, State, TaskAttempt, TaskStatus
 from outpaint.journal import Journal
 from outpaint.outcomes import Done, End, Reopen, Retry, Stay, Submitted, Submitting, WritebackFailed
 from outpaint.store import JobStore
@@ -48,6 +48,7 @@ def test_a_move_the_table_does_not_allow_is_refused_and_writes_nothing(journal):
     with pytest.raises(IllegalMove, match="QUEUED → DONE"):
         journal.apply(job, Done("outpainted/a.jpg", "ETAG", 10, "JPEG", 16, 9))
     assert stored(journal) == before
+    assert (job.state, job.output_key) == (State.QUEUED, None)  # refused before the outcome touched it
 
 
 def test_terminal_states_have_no_moves_but_an_operators_retry():
@@ -157,3 +158,10 @@ def test_records_written_before_the_fields_were_typed_still_load():
     assert (record.variants, record.writeback_failures, record.queries) == (3, 2, 7)
     assert (record.result_width, record.result_height) == (1600, 900)
     assert (record.event.name, record.event.request_id) == ("ObjectCreated:PutObject", "r")
+
+
+def test_a_task_status_the_service_invented_reads_as_running():
+    invented = TaskAttempt.model_validate({"submitted_at": 1.0, "status": "QUEUEING"})
+    assert invented.status is TaskStatus.RUNNING
+    ours = TaskAttempt.model_validate({"submitted_at": 1.0, "status": "UNCERTAIN"})
+    assert ours.status is TaskStatus.UNCERTAIN

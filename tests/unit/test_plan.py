@@ -313,9 +313,9 @@ REFUSALS = [
     ({"outpaint-ratio": "1:1"}, ImageFacts(1000, 800, "WEBP", 1, frames=4), "plan.animated", ["4"]),
     (
         {"outpaint-ratio": "1:1"},
-        ImageFacts(1000, 800, "PNG", 10 * 1024 * 1024 + 1),
+        ImageFacts(1000, 800, "PNG", 10_000_001),
         "plan.file_too_large",
-        ["10485761", "10485760"],
+        ["10000001", "10000000"],
     ),
     ({"outpaint-ratio": "1:1"}, ImageFacts(511, 800, "PNG", 1), "plan.image_too_small", ["511x800", "512"]),
     ({"outpaint-ratio": "1:1"}, ImageFacts(600, 4097, "HEIF", 1), "plan.image_too_large", ["4096"]),

@@ -243,7 +243,7 @@ def test_input_image_refused_exactly_when_a_limit_is_broken(width, height, fmt, 
     broken = (
         not supported
         or animated
-        or size_bytes > 10 * 1024 * 1024
+        or size_bytes > 10_000_000
         or not (512 <= width <= 4096 and 512 <= height <= 4096)
     )
     assert isinstance(result, PlanError) == broken, result

@@ -48,3 +48,12 @@ def test_a_held_lease_keeps_a_second_run_out():
     first = pipeline(storage)
     assert first.leases.acquire(600.0, now=NOW) is not None
     assert first.poll(NOW + 30).lease == "held"
+
+
+def test_a_folder_object_under_the_marker_prefix_is_removed_not_fatal():
+    storage = MemoryStorage()
+    storage.put(".outpaint/state/submitted/", b"")  # a "folder" made in the console
+    storage.put(".outpaint/state/queued/", b"")
+    report = pipeline(storage).poll(NOW + 30)
+    assert report.lease == "acquired"
+    assert not [key for key in storage.objects if key.startswith(".outpaint/state/")]

@@ -44,21 +44,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def backfill(ops: Ops, args: argparse.Namespace) -> int:
     prefix = scan_prefix(args.prefix, ops.settings.input_prefix)
+    # Built first, so a missing DashScope key fails before anything is listed.
+    pipeline = None if args.dry_run else ops.pipeline
     store, checkpoints = ops.store, ops.checkpoints
     checkpoint = None if args.restart else checkpoints.load(prefix)
     start_after = checkpoint["last_key"] if checkpoint else ""
     keys = [key for key in store.storage.list_keys(prefix, start_after) if not key.endswith("/")]
     batch = keys if args.limit is None else keys[: args.limit]
-    if args.dry_run:
+    if pipeline is None:
         return _dry_run(store, batch, start_after, args.json)
     summary: dict[str, Any] = {"prefix": prefix, "resumed_after": start_after or None, "listed": len(keys)}
     summary.update(
         _enqueue(
-            ops.pipeline, checkpoints, prefix, batch, complete=len(batch) == len(keys), checkpoint=checkpoint
+            pipeline, checkpoints, prefix, batch, complete=len(batch) == len(keys), checkpoint=checkpoint
         )
     )
     if args.drain:
-        summary["drain"] = drain(ops.pipeline)
+        summary["drain"] = drain(pipeline)
     if args.json:
         print_json(summary)
     else:

@@ -71,7 +71,8 @@ class _Api:
             submission = parse_submission(await _body(request))
             state.scheduler.check_capacity()
             self._inject()
-            task = state.scheduler.submit(submission)
+            state.faults.refuse_input(state.settings)
+            task = state.scheduler.submit(submission, state.faults.task_failure(state.settings))
         except ApiError as error:
             counters = state.counters
             if error.error.status == 429:
@@ -101,6 +102,9 @@ class _Api:
             if task.result is not None:
                 body["usage"] = {"image_count": 1}
         request.state.note = body["output"]["task_status"]
+        if self.state.faults.drop_status(self.state.settings):
+            del body["output"]["task_status"]
+            request.state.note += " (status dropped)"
         return JSONResponse(body)
 
     async def cancel(self, request: Request) -> Response:

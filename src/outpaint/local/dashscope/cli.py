@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from .app import create_app
-from .settings import MIB, Settings, parse_range
+from .settings import Settings, parse_range
 from .state import EmulatorState
 
 DEFAULT_PORT = 8022
@@ -80,7 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--error-rate", type=float, default=d.error_rate, help="fraction of valid calls answered 500/503")
     add("--latency", type=parse_range, default=d.latency, help="added response delay: S or MIN-MAX seconds")
     add("--download-timeout", type=float, default=d.download_timeout, help="input download timeout, seconds")
-    add("--max-download-bytes", type=int, default=d.max_download_bytes, help=f"input size cap ({10 * MIB})")
+    add(
+        "--max-download-bytes",
+        type=int,
+        default=d.max_download_bytes,
+        help="input size cap (default 10000000: the documented 10 MB, read strictly)",
+    )
+    for name, meaning in (
+        ("moderation-input-rate", "submits refused 400 InvalidParameter.ImageContent"),
+        ("moderation-output-rate", "tasks FAILED DataInspectionFailed (the generated image)"),
+        ("late-failure-rate", "tasks accepted, then FAILED InvalidParameter"),
+        ("missing-status-rate", "query answers without output.task_status"),
+    ):
+        add(f"--{name}", type=float, default=0.0, help=f"fraction of {meaning}")
     add("--log-level", default="INFO", help="logging level (default %(default)s)")
     return parser
 

@@ -1,4 +1,5 @@
-"""Injected faults for hostile-service tests: random 429/500/503 answers and added latency."""
+"""Injected faults for hostile-service tests: random 429/500/503 answers, content-safety refusals,
+late validation failures, malformed query answers and added latency."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import asyncio
 import random
 
 from .settings import Range, Settings
-from .wire import INTERNAL_ERROR, MODEL_UNAVAILABLE, THROTTLING, ApiError
+from .wire import (
+    DATA_INSPECTION_FAILED,
+    IMAGE_CONTENT,
+    INTERNAL_ERROR,
+    LATE_VALIDATION,
+    MODEL_UNAVAILABLE,
+    THROTTLING,
+    ApiError,
+    TaskFailure,
+)
 
 
 class Faults:
@@ -27,6 +37,24 @@ class Faults:
             raise ApiError(THROTTLING)
         if settings.error_rate and self._rng.random() < settings.error_rate:
             raise ApiError(self._rng.choice((INTERNAL_ERROR, MODEL_UNAVAILABLE)))
+
+    def refuse_input(self, settings: Settings) -> None:
+        """Maybe refuse the input image as the content-safety check does (at submit)."""
+        if settings.moderation_input_rate and self._rng.random() < settings.moderation_input_rate:
+            raise ApiError(IMAGE_CONTENT)
+
+    def task_failure(self, settings: Settings) -> TaskFailure | None:
+        """The failure an accepted task is fated to (drawn at submit), if any: a refused output, or a
+        validation the service only makes after accepting."""
+        if settings.moderation_output_rate and self._rng.random() < settings.moderation_output_rate:
+            return TaskFailure(DATA_INSPECTION_FAILED)
+        if settings.late_failure_rate and self._rng.random() < settings.late_failure_rate:
+            return TaskFailure(LATE_VALIDATION, "parameters.output_ratio")
+        return None
+
+    def drop_status(self, settings: Settings) -> bool:
+        """Should this query answer leave out ``output.task_status``?"""
+        return bool(settings.missing_status_rate) and self._rng.random() < settings.missing_status_rate
 
     def draw(self, bounds: Range) -> float:
         low, high = bounds

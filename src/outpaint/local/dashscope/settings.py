@@ -44,6 +44,10 @@ _FLOATS = (
     "throttle_rate",
     "error_rate",
     "download_timeout",
+    "moderation_input_rate",
+    "moderation_output_rate",
+    "late_failure_rate",
+    "missing_status_rate",
 )
 _INTS = ("concurrency", "seed", "max_download_bytes")
 
@@ -77,7 +81,11 @@ class Settings:
     error_rate: float = 0.0
     latency: Range = (0.0, 0.0)
     download_timeout: float = 10.0
-    max_download_bytes: int = 10 * MIB
+    max_download_bytes: int = 10_000_000  # "10 MB", read strictly as 10,000,000 bytes
+    moderation_input_rate: float = 0.0  # submit refused: 400 InvalidParameter.ImageContent
+    moderation_output_rate: float = 0.0  # task FAILED: DataInspectionFailed (the generated image)
+    late_failure_rate: float = 0.0  # accepted, then FAILED: InvalidParameter (validation after accept)
+    missing_status_rate: float = 0.0  # a query answers 200 without output.task_status
 
     def __post_init__(self) -> None:
         fix = object.__setattr__  # frozen: normalise in place once
@@ -96,7 +104,10 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name in ("fail_rate", "throttle_rate", "error_rate"):
+        for name in (
+            "fail_rate", "throttle_rate", "error_rate", "moderation_input_rate", "moderation_output_rate",
+            "late_failure_rate", "missing_status_rate",
+        ):  # fmt: skip
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)!r}")
         if self.concurrency < 1:

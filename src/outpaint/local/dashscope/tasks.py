@@ -16,7 +16,7 @@ from .imaging import Result, decode, render
 from .settings import Settings
 from .signing import UrlSigner
 from .validation import Submission
-from .wire import ALGO, ALLOCATION_QUOTA, UNSUPPORTED_OPERATION, ApiError, TaskFailure, new_id, timestamp
+from .wire import ALGO, ALLOCATION_QUOTA, CANCEL_NOT_PENDING, ApiError, TaskFailure, new_id, timestamp
 
 log = logging.getLogger("outpaint.local.dashscope")
 
@@ -41,6 +41,7 @@ class Task:
     submitted_mono: float
     seconds: float  # drawn running time
     fails: bool  # drawn InternalError.Algo
+    fated: TaskFailure | None = None  # an injected failure (faults.task_failure), shown when the task ends
     status: str = PENDING
     scheduled: float | None = None
     ended: float | None = None
@@ -57,8 +58,12 @@ class Task:
             out["scheduled_time"] = timestamp(self.scheduled)
         if self.ended is not None:
             out["end_time"] = timestamp(self.ended)
-        if self.status == RUNNING:
-            out["task_metrics"] = {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 0}
+        if self.status in (PENDING, RUNNING, SUCCEEDED, FAILED):  # as sibling models answer
+            out["task_metrics"] = {
+                "TOTAL": 1,
+                "SUCCEEDED": int(self.status == SUCCEEDED),
+                "FAILED": int(self.status == FAILED),
+            }
         if self.result_path is not None:
             out["output_image_url"] = origin + self.result_path
         if self.failure is not None:
@@ -95,13 +100,13 @@ class Scheduler:
         if self.settings.over_concurrency == "reject" and busy >= self.settings.concurrency:
             raise ApiError(ALLOCATION_QUOTA, f"{busy} tasks in progress, limit {self.settings.concurrency}")
 
-    def submit(self, submission: Submission) -> Task:
-        """Accept a task (PENDING) and start it when a slot is free."""
+    def submit(self, submission: Submission, fated: TaskFailure | None = None) -> Task:
+        """Accept a task (PENDING) and start it when a slot is free; ``fated``: how it will fail."""
         seconds = self._draw_seconds()
         fails = self._rng.random() < self.settings.fail_rate
         if submission.params.best_quality:
             seconds *= BEST_QUALITY_FACTOR
-        task = Task(new_id(), submission, time.time(), time.monotonic(), seconds, fails)
+        task = Task(new_id(), submission, time.time(), time.monotonic(), seconds, fails, fated)
         self._tasks[task.task_id] = task
         self._pending.append(task)
         log.info("task %s -> PENDING (draw %.3fs%s)", task.task_id, seconds, ", will fail" if fails else "")
@@ -118,7 +123,8 @@ class Scheduler:
         task = self.get(task_id)
         if task is None or task.status != PENDING:
             status = task.status if task else UNKNOWN
-            raise ApiError(UNSUPPORTED_OPERATION, f"task is {status}; only PENDING tasks can be canceled")
+            log.info("cancel of task %s refused: it is %s", task_id, status)
+            raise ApiError(CANCEL_NOT_PENDING)
         self._pending.remove(task)
         task.ended = time.time()
         self._transition(task, CANCELED)
@@ -168,6 +174,8 @@ class Scheduler:
         try:
             result = await loop.run_in_executor(self._executor, self._work, task.submission, self.settings)
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            if task.fated is not None:
+                raise task.fated
             if task.fails:
                 raise TaskFailure(ALGO)
         except TaskFailure as failure:

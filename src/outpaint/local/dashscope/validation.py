@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .wire import EMPTY_INPUT, EMPTY_MODEL, JSON_PHRASE, MODEL_NOT_FOUND, ApiError, invalid
+from .wire import EMPTY_INPUT, EMPTY_MODEL, JSON_PHRASE, MODEL_NOT_EXIST, ApiError, invalid
 
 MODEL = "image-out-painting"
 RATIOS = ("", "1:1", "3:4", "4:3", "9:16", "16:9")
@@ -64,7 +64,7 @@ def parse_submission(body: bytes) -> Submission:
     if model is None or model == "":
         raise ApiError(EMPTY_MODEL)
     if model != MODEL:
-        raise ApiError(MODEL_NOT_FOUND, f"model: {model!r}")
+        raise ApiError(MODEL_NOT_EXIST)
     payload = doc.get("input")
     if not payload:
         raise ApiError(EMPTY_INPUT)

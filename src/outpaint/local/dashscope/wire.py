@@ -26,7 +26,9 @@ INVALID_API_KEY = ErrorCode(401, "InvalidApiKey", "Invalid API-key provided.")
 SYNC_NOT_SUPPORTED = ErrorCode(403, "AccessDenied", "current user api does not support synchronous calls")
 JSON_PHRASE = ErrorCode(400, "InvalidParameter.JsonPhrase", "input json error")
 EMPTY_MODEL = ErrorCode(400, "BadRequest.EmptyModel", 'Required parameter "model" missing from request.')
-MODEL_NOT_FOUND = ErrorCode(404, "ModelNotFound", "Model can not be found.")
+# What the real service answers for a wrong model name (probed by public code; the generic docs list
+# 404 ModelNotFound, which this model's endpoint was not seen to use).
+MODEL_NOT_EXIST = ErrorCode(400, "InvalidParameter", "Model not exist.")
 EMPTY_INPUT = ErrorCode(400, "BadRequest.EmptyInput", "Required input parameter missing from request.")
 INVALID_PARAMETER = ErrorCode(
     400, "InvalidParameter", "the parameters must conform to the specification: {detail}"
@@ -35,6 +37,8 @@ TOO_LARGE = ErrorCode(413, "BadRequest.TooLarge", "Payload Too Large.")
 UNSUPPORTED_OPERATION = ErrorCode(
     400, "UnsupportedOperation", "The operation is unsupported on the referee object."
 )
+# A cancel of a task that is not PENDING (the real answer's text).
+CANCEL_NOT_PENDING = ErrorCode(400, "UnsupportedOperation", "please confirm if the task is in PENDING status")
 RATE_QUOTA = ErrorCode(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
 ALLOCATION_QUOTA = ErrorCode(
     429, "Throttling.AllocationQuota", "Allocated quota exceeded, please increase your quota limit."
@@ -55,6 +59,17 @@ DATA_INSPECTION = ErrorCode(
     400, "InvalidParameter.DataInspection", "The image size is not supported for the data inspection."
 )
 ALGO = ErrorCode(500, "InternalError.Algo", "algorithm process error")
+# Content safety: the input refused at submit, the output refused inside a FAILED task.
+IMAGE_CONTENT = ErrorCode(
+    400, "InvalidParameter.ImageContent", "The image content does not comply with green network verification"
+)
+DATA_INSPECTION_FAILED = ErrorCode(
+    400, "DataInspectionFailed", "Input or output data may contain inappropriate content."
+)
+# A request the service accepted and then failed in validation (seen on sibling models).
+LATE_VALIDATION = ErrorCode(
+    400, "InvalidParameter", "the parameters must conform to the specification: {detail}"
+)
 
 
 class EmulatedError(Exception):
