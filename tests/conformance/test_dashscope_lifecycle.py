@@ -197,3 +197,45 @@ def test_command_line_serves_and_documents_choices():
         process.terminate()
         process.wait(10)
     assert KEY not in process.stderr.read()
+
+
+def test_bodies_carry_task_metrics_and_refusals_the_real_texts(http, images):
+    _emu, c = http(concurrency=1, task_seconds=0.3)
+    url = images.url("/square.jpg")
+    first = submit(c, url, x_scale=2.0).json()["output"]["task_id"]
+    second = submit(c, url, x_scale=2.0).json()["output"]["task_id"]
+    pending = c.get(f"/tasks/{second}").json()["output"]
+    assert (pending["task_status"], pending["task_metrics"]) == (
+        "PENDING",
+        {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 0},
+    )
+    done = wait(c, first)["output"]
+    assert done["task_metrics"] == {"TOTAL": 1, "SUCCEEDED": 1, "FAILED": 0}
+    refused = c.post(f"/tasks/{first}/cancel").json()
+    assert (refused["code"], refused["message"]) == (
+        "UnsupportedOperation",
+        "please confirm if the task is in PENDING status",
+    )
+    wrong = c.post(
+        "/services/aigc/image2image/out-painting",
+        json={"model": "image-out-painting-v0", "input": {"image_url": url}},
+        headers={"X-DashScope-Async": "enable"},
+    )
+    assert (wrong.status_code, wrong.json()["code"], wrong.json()["message"]) == (
+        400,
+        "InvalidParameter",
+        "Model not exist.",
+    )
+
+
+def test_result_urls_have_the_real_services_oss_signed_form(http, images):
+    emu, c = http(result_origin="http://localhost:1")
+    done = wait(c, submit(c, images.url("/square.jpg"), x_scale=2.0).json()["output"]["task_id"])
+    url = httpx.URL(done["output"]["output_image_url"])
+    assert (url.scheme, url.host, url.port) == ("http", "localhost", 1)
+    assert set(url.params) == {"Expires", "OSSAccessKeyId", "Signature"}
+    served = httpx.URL(emu.origin).copy_with(path=url.path, query=url.query)
+    assert httpx.get(served, trust_env=False).status_code == 200
+    foreign = served.copy_set_param("OSSAccessKeyId", "LTAI-someone-else")
+    answer = httpx.get(foreign, trust_env=False)
+    assert (answer.status_code, "<Code>InvalidAccessKeyId</Code>" in answer.text) == (403, True)

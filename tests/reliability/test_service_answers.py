@@ -134,3 +134,18 @@ def test_moderation_codes_end_at_once_in_words_a_user_understands(code, ours):
     assert (outcome.end, outcome.code) == (State.FAILED, ours)
     assert "DashScope" in outcome.message
     assert code in outcome.message
+
+
+def test_result_urls_are_oss_signed_urls_from_a_host_the_allow_list_must_admit(stack):
+    port = stack.dashscope.origin.rsplit(":", 1)[1]
+    result_origin = f"http://localhost:{port}"  # the emulator, under another name
+    stack.dashscope.configure(result_origin=result_origin)
+    queue(stack, "inbox/r1.jpg")
+    stack.pipeline().poll(time.time() + 5)  # allow-list: only http://127.0.0.1:<port>
+    refused = job_of(stack, "inbox/r1.jpg")
+    assert (refused.state, refused.error_code) == (State.FAILED, "result.refused")
+
+    queue(stack, "inbox/r2.jpg")
+    stack.pipeline(allowed_result_hosts=[result_origin]).poll(time.time() + 5)
+    assert job_of(stack, "inbox/r2.jpg").state is State.DONE
+    assert stack.dashscope.stats()["result_downloads"] == 1  # the refused URL was never fetched

@@ -97,7 +97,7 @@ class _Api:
             output: dict[str, Any] = {"task_id": task_id, "task_status": UNKNOWN}
             body: dict[str, Any] = {"request_id": request_id, "output": output}
         else:
-            origin = str(request.base_url).rstrip("/")
+            origin = self.state.settings.result_origin or str(request.base_url).rstrip("/")
             body = {"request_id": request_id, "output": task.output(origin)}
             if task.result is not None:
                 body["usage"] = {"image_count": 1}
@@ -122,7 +122,9 @@ class _Api:
         state, name = self.state, request.path_params["name"]
         await state.faults.delay(state.settings)
         params = request.query_params
-        refusal = state.signer.refusal(name, params.get("Expires"), params.get("Signature"))
+        refusal = state.signer.refusal(
+            name, params.get("Expires"), params.get("Signature"), params.get("OSSAccessKeyId")
+        )
         task = None if refusal else state.scheduler.get(name.partition(".")[0])
         if task is None or task.result is None:
             state.counters.result_downloads_refused += 1

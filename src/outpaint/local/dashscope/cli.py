@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("missing-status-rate", "query answers without output.task_status"),
     ):
         add(f"--{name}", type=float, default=0.0, help=f"fraction of {meaning}")
+    add(
+        "--result-origin",
+        default=None,
+        help="origin of result URLs, e.g. http://localhost:8022 (default: as asked)",
+    )
     add("--log-level", default="INFO", help="logging level (default %(default)s)")
     return parser
 

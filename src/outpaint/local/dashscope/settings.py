@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 Range = tuple[float, float]
 OverConcurrency = Literal["queue", "reject"]
@@ -52,6 +53,14 @@ _FLOATS = (
 _INTS = ("concurrency", "seed", "max_download_bytes")
 
 
+def _origin(value: str) -> str:
+    """``scheme://host[:port]`` without a trailing slash; ValueError for anything else."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ValueError(f"result_origin must be an origin like http://host:port, got {value!r}")
+    return value.rstrip("/")
+
+
 def _number(name: str, value: Any, kind: type[float] | type[int]) -> Any:
     """``value`` as ``kind`` (JSON and flags may deliver strings or integral floats)."""
     try:
@@ -86,6 +95,9 @@ class Settings:
     moderation_output_rate: float = 0.0  # task FAILED: DataInspectionFailed (the generated image)
     late_failure_rate: float = 0.0  # accepted, then FAILED: InvalidParameter (validation after accept)
     missing_status_rate: float = 0.0  # a query answers 200 without output.task_status
+    # Origin of result URLs (scheme://host[:port]); None: the one the query came to. Lets a test serve
+    # results from a host the client's allow-list must admit, as the real result buckets are.
+    result_origin: str | None = None
 
     def __post_init__(self) -> None:
         fix = object.__setattr__  # frozen: normalise in place once
@@ -114,6 +126,8 @@ class Settings:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency!r}")
         if self.max_download_bytes < 1:
             raise ValueError(f"max_download_bytes must be >= 1, got {self.max_download_bytes!r}")
+        if self.result_origin is not None:
+            fix(self, "result_origin", _origin(self.result_origin))
         if self.over_concurrency not in ("queue", "reject"):
             raise ValueError(f"over_concurrency must be 'queue' or 'reject', got {self.over_concurrency!r}")
 

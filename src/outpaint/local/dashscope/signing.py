@@ -1,4 +1,5 @@
-"""Expiring signed result URLs (OSS-like query string, HMAC-SHA256 with a per-process secret)."""
+"""Expiring signed result URLs in the real service's form: an OSS V1 signed URL
+(``?Expires=…&OSSAccessKeyId=…&Signature=…``, HMAC-SHA1 with a per-process secret)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from starlette.responses import Response
 
 from .wire import new_id
 
+# The access key id the result URLs carry (a real one names DashScope's own result bucket account).
+RESULT_ACCESS_KEY_ID = "LTAI5tDashScopeEmulator"
+
 
 class UrlSigner:
     """Signs ``/results/<name>`` paths until an absolute Unix ``Expires`` time."""
@@ -22,13 +26,23 @@ class UrlSigner:
 
     def sign(self, name: str, expires: int) -> str:
         """The path and query of a result URL (prefix it with the server's origin)."""
-        query = urlencode({"Expires": expires, "Signature": self._signature(name, expires)})
+        query = urlencode(
+            {
+                "Expires": expires,
+                "OSSAccessKeyId": RESULT_ACCESS_KEY_ID,
+                "Signature": self._signature(name, expires),
+            }
+        )
         return f"/results/{name}?{query}"
 
-    def refusal(self, name: str, expires: str | None, signature: str | None) -> Response | None:
+    def refusal(
+        self, name: str, expires: str | None, signature: str | None, access_key_id: str | None = None
+    ) -> Response | None:
         """``None`` when the URL is genuine and current, else the OSS-style 403 to answer with."""
         if not expires or not expires.isdigit() or not signature:
             return oss_error(403, "AccessDenied", "Request has no valid signature or expiry.")
+        if access_key_id != RESULT_ACCESS_KEY_ID:
+            return oss_error(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist")
         if not hmac.compare_digest(signature, self._signature(name, int(expires))):
             return oss_error(
                 403, "SignatureDoesNotMatch", "The request signature we calculated does not match."
@@ -38,8 +52,10 @@ class UrlSigner:
         return None
 
     def _signature(self, name: str, expires: int) -> str:
-        digest = hmac.new(self._secret, f"GET\n{expires}\n/results/{name}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        digest = hmac.new(
+            self._secret, f"GET\n\n\n{expires}\n/results/{name}".encode(), hashlib.sha1
+        ).digest()
+        return base64.b64encode(digest).decode()
 
 
 def oss_error(status: int, code: str, message: str) -> Response:
