@@ -159,7 +159,8 @@ class Settings(BaseSettings):
     uncertain_submit_policy: Literal["resubmit", "fail"] = Field(
         default="resubmit",
         description="What to do after a submit whose outcome is unknown (sent, no answer): `resubmit` "
-        "once more after `poll_interval_seconds` (at most two tasks, recorded in the job), or `fail`.",
+        "once more after `poll_interval_seconds` (recorded in the job; a job pays for at most "
+        "`max_attempts` + 1 tasks), or `fail`.",
     )
     allowed_result_hosts: Annotated[list[str], NoDecode] = Field(
         default=["https://*.aliyuncs.com"],
