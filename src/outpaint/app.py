@@ -86,6 +86,7 @@ class Pipeline:
         ``hard_end`` (default, for callers without a platform timeout: late enough to finish a submit
         begun at the deadline) is when the platform may stop this process.
         """
+        from outpaint.health import HealthStore
         from outpaint.journal import Journal
         from outpaint.poller import Collaborators, poll
         from outpaint.publish import OutputLayout, Publisher
@@ -105,6 +106,7 @@ class Pipeline:
                 self.storage, self.fetcher, OutputLayout(s.input_prefix, s.output_prefix), self.clock
             ),
             limits=limits,
+            health=HealthStore(self.storage, s.state_prefix),
             clock=self.clock,
             sleep=self.sleep,
         )

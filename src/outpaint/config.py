@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from outpaint.errors import ConfigError
-from outpaint.limits import PollerLimits
+from outpaint.limits import AlertPolicy, PollerLimits
 from outpaint.plan import GRAVITIES, PlanDefaults
 from outpaint.results import FetchPolicy
 
@@ -189,6 +189,26 @@ class Settings(BaseSettings):
         default=True, description="API `limit_image_size` unless metadata says otherwise."
     )
 
+    # --- alerts (`outpaint status`) -------------------------------------------------------------------
+    timer_period_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Period of the on-tick timer (s.yaml: every minute); `outpaint status` calls the poller "
+        "stale after three periods without a run.",
+    )
+    alert_queue_age_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="`outpaint status` warns when the oldest queued job is older than this.",
+    )
+    alert_failure_rate: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="`outpaint status` warns when more than this share of the jobs finished in the last hour "
+        "failed (with at least 5 finished).",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the JSON log lines."
     )
@@ -280,6 +300,14 @@ class Settings(BaseSettings):
             signed_url_seconds=self.signed_url_seconds,
             connect_timeout_seconds=self.connect_timeout_seconds,
             read_timeout_seconds=self.read_timeout_seconds,
+        )
+
+    def alert_policy(self) -> AlertPolicy:
+        """Thresholds of the operators' alerts."""
+        return AlertPolicy(
+            timer_period_seconds=self.timer_period_seconds,
+            queue_age_seconds=self.alert_queue_age_seconds,
+            failure_rate=self.alert_failure_rate,
         )
 
     def fetch_policy(self) -> FetchPolicy:

@@ -1,4 +1,5 @@
-"""The poller's part of the settings: the account's quota and how jobs are paced and retried."""
+"""The poller's part of the settings (the account's quota, how jobs are paced and retried) and the
+thresholds of the operators' alerts."""
 
 from __future__ import annotations
 
@@ -27,3 +28,13 @@ class PollerLimits:
     def submit_seconds(self) -> float:
         """The longest a submit can take before its answer is recorded."""
         return self.connect_timeout_seconds + self.read_timeout_seconds + SUBMIT_ANSWER_SLACK
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """When ``outpaint status`` raises an alert (``Settings.alert_policy()``)."""
+
+    timer_period_seconds: float
+    queue_age_seconds: float
+    failure_rate: float
+    min_finished: int = 5  # failures are rated only over at least this many finished jobs in the hour

@@ -23,13 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from outpaint import log
 from outpaint.errors import DashScopeError, Kind, OutpaintError
+from outpaint.health import HourCounts, RunFacts
 from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 from outpaint.lease import LEASE_SLACK_SECONDS
-from outpaint.outcomes import Outcome, RetryPolicy, Stay
+from outpaint.naming import parse_marker
+from outpaint.outcomes import Outcome, RetryPolicy, Stay, Throttled
 from outpaint.tracking import Succeeded, task_outcome
 
 if TYPE_CHECKING:
     from outpaint.dashscope import DashScopeClient
+    from outpaint.health import HealthStore
     from outpaint.journal import Journal
     from outpaint.lease import Lease, LeaseStore
     from outpaint.limits import PollerLimits
@@ -74,6 +77,7 @@ class Collaborators:
     submitter: Submitter
     publisher: Publisher
     limits: PollerLimits
+    health: HealthStore
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -97,8 +101,11 @@ def poll(
         if lease is None:
             log.event("poller.lease_held")
             return PollReport(lease="held")
+        started = parts.clock()
         run = Poller(parts, lease, deadline, hard_end, on_round)
         run.loop()
+        if parts.leases.holds(lease, now=parts.clock()):  # only the holder writes
+            parts.health.record(run.facts(started))
     log.event("poller.finished", **run.report.as_dict())
     return run.report
 
@@ -125,6 +132,8 @@ class Poller:
         self.pause_queries_until = 0.0
         self.last_query_at = 0.0
         self.succeeded: dict[str, Succeeded] = {}  # this round's finished tasks awaiting write-back
+        self.last_queue: list[tuple[str, str]] = []  # the latest round's queue (marker key, job id)
+        self.account_problem: tuple[str, str] | None = None  # the last one DashScope answered
 
     # --- loop ----------------------------------------------------------------------------------
     def loop(self) -> None:
@@ -167,6 +176,8 @@ class Poller:
 
     def _apply(self, job: JobRecord, outcome: Outcome) -> None:
         self.journal.apply(job, outcome)
+        if isinstance(outcome, Throttled) and outcome.account:
+            self.account_problem = (outcome.code, outcome.message)
         counter = outcome.counter_name()
         if counter:
             setattr(self.report, counter, getattr(self.report, counter) + 1)
@@ -204,7 +215,29 @@ class Poller:
             if job.state is State.QUEUED:
                 queue[job.job_id] = store.marker_key(job)
         self.report.queued = len(queue)
-        return sorted(((marker, job_id) for job_id, marker in queue.items()), key=lambda item: item[0])
+        self.last_queue = sorted(
+            ((marker, job_id) for job_id, marker in queue.items()), key=lambda item: item[0]
+        )
+        return self.last_queue
+
+    def facts(self, started: float) -> RunFacts:
+        """What the run saw, for the health record: the queue as the run leaves it (no extra LIST)."""
+        left = [
+            marker
+            for marker, job_id in self.last_queue
+            if (cached := self.journal.cache.get(job_id)) is None or cached.state is State.QUEUED
+        ]
+        oldest_ms = parse_marker(left[0])[0] if left else None
+        r = self.report
+        return RunFacts(
+            started=started,
+            ended=self.clock(),
+            counts=HourCounts(submitted=r.submitted, done=r.done, failed=r.failed, throttled=r.throttled),
+            in_flight=r.in_flight,
+            queued=len(left),
+            oldest_queued_at=oldest_ms / 1000 if oldest_ms is not None else None,
+            account_problem=self.account_problem,
+        )
 
     def _sweep_unmarked(self) -> None:
         """Give a marker back to any record that lost it (an intake that crashed on FC's last try)."""

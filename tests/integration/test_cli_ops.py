@@ -366,3 +366,42 @@ def test_settings_errors_are_listed_one_per_line(env, capsys):
         "  bucket (OUTPAINT_BUCKET): Field required",
         "  submit_qps (OUTPAINT_SUBMIT_QPS): Input should be greater than 0",
     ]
+
+
+# ============================================================================= health and alerts
+def test_a_bad_key_is_a_critical_alert_after_one_poller_run(env, stack, capsys, tmp_path):
+    env.setenv("OUTPAINT_DASHSCOPE_API_KEY", "sk-wrong")
+    event_file = tmp_path / "event.json"
+    event_file.write_bytes(stack.upload("inbox/k.jpg", photo(), ratio="16:9"))
+    run_json_plain(capsys, "invoke", "upload", str(event_file))  # intake, then one poller run
+
+    status, out, _ = run(capsys, "status", "--check")
+    assert status == 2
+    [line] = out.splitlines()
+    assert line.startswith("CRITICAL dashscope.account_problem: DashScope refuses submits")
+    assert "InvalidApiKey" in line
+    assert "DASHSCOPE_API_KEY" in line  # the fix
+    report = run_json(capsys, "status")
+    assert report["level"] == "CRITICAL"
+    assert report["health"]["queued"] == 1
+    assert report["health"]["account_problem"]["code"] == "InvalidApiKey"
+    status, text, _ = run(capsys, "status")
+    assert "CRITICAL: DashScope refuses submits" in text
+    assert "fix: set a valid DASHSCOPE_API_KEY" in text
+
+
+def test_a_stopped_timer_is_critical_after_three_periods(env, stack, capsys):
+    from outpaint.cli.ops_common import Ops
+    from outpaint.cli.ops_views import status_report
+    from outpaint.config import load_settings
+
+    put_images(stack, "inbox/t/", 1, ratio="16:9")
+    run_json(capsys, "backfill", "inbox/t/", "--drain")
+    assert run(capsys, "status", "--check")[:2] == (0, "OK no alerts\n")
+
+    ops = Ops(load_settings())
+    soon, late = time.time() + 2 * 60, time.time() + 3 * 60 + 5
+    assert status_report(ops, 10, now=soon)["alerts"] == []
+    [alert] = status_report(ops, 10, now=late)["alerts"]
+    assert (alert["level"], alert["code"]) == ("CRITICAL", "poller.stale")
+    assert "timer trigger" in alert["fix"]

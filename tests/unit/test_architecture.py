@@ -33,6 +33,7 @@ RANKS: dict[str, int] = {
     "outpaint.lease": 5,
     "outpaint.checkpoints": 5,
     "outpaint.journal": 5,
+    "outpaint.health": 5,
     "outpaint.submit": 6,
     "outpaint.tracking": 5,
     "outpaint.publish": 6,

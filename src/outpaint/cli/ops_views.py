@@ -17,9 +17,11 @@ from outpaint.cli.ops_common import (
     non_negative_int,
     print_json,
 )
+from outpaint.health import HOUR, HealthStore, Level, alerts, worst
 from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 
 if TYPE_CHECKING:
+    from outpaint.health import Health
     from outpaint.lease import Lease
     from outpaint.store import JobStore
 
@@ -35,15 +37,25 @@ def configure_status(parser: argparse.ArgumentParser) -> None:
         "--limit", type=non_negative_int, default=10, help="recent failures to show (default %(default)s)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="print one line per alert and exit 0 (none), 1 (warning) or 2 (critical): for cron or a probe",
+    )
 
 
 def status(ops: Ops, args: argparse.Namespace) -> int:
     report = status_report(ops, args.limit)
     if args.json:
         print_json(report)
+    elif args.check:
+        for alert in report["alerts"]:
+            print(f"{alert['level']} {alert['code']}: {alert['message']} (fix: {alert['fix']})")
+        if not report["alerts"]:
+            print("OK no alerts")
     else:
         _print_status(report)
-    return 0
+    return int(Level[report["level"]]) if args.check else 0
 
 
 def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, Any]:
@@ -56,7 +68,14 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
     for state in FAILURE_STATES:
         failures.extend(islice(store.records(state, reversed(ids[state])), limit))
     failures.sort(key=lambda r: r.updated_at, reverse=True)
+    health = HealthStore(ops.store.storage, ops.settings.state_prefix).load()
+    found = alerts(health, now, ops.settings.alert_policy(), queued=len(ids[State.QUEUED]))
     return {
+        "level": worst(found).name,
+        "alerts": [
+            {"level": a.level.name, "code": a.code, "message": a.message, "fix": a.fix} for a in found
+        ],
+        "health": _health_view(health, now),
         "bucket": ops.settings.bucket,
         "state_prefix": ops.settings.state_prefix,
         "counts": {state.value: len(ids[state]) for state in State},
@@ -81,6 +100,23 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
     }
 
 
+def _health_view(health: Health | None, now: float) -> dict[str, Any] | None:
+    """The last poller run and the counters of the last hour and day."""
+    if health is None or health.last_run_ended is None:
+        return None
+    oldest = health.oldest_queued_at
+    return {
+        "last_run_ago_seconds": now - health.last_run_ended,
+        "last_run_seconds": health.last_run_seconds,
+        "queued": health.queued,
+        "oldest_queued_age_seconds": None if oldest is None else now - oldest,
+        "in_flight": health.in_flight,
+        "last_hour": health.window(now, HOUR).model_dump(),
+        "last_day": health.window(now, 24 * HOUR).model_dump(),
+        "account_problem": health.account_problem and health.account_problem.model_dump(),
+    }
+
+
 def _lease_view(lease: Lease | None, now: float) -> dict[str, Any]:
     if lease is None:
         return {"lease": "never taken"}
@@ -93,6 +129,21 @@ def _lease_view(lease: Lease | None, now: float) -> dict[str, Any]:
 
 def _print_status(report: dict[str, Any]) -> None:
     print(f"bucket {report['bucket']} (state under {report['state_prefix']})")
+    health = report["health"]
+    if health is None:
+        print("health: no poller run recorded yet")
+    else:
+        hour, day = health["last_hour"], health["last_day"]
+        print(
+            f"health: last poller run {format_seconds(health['last_run_ago_seconds'])} ago "
+            f"(took {format_seconds(health['last_run_seconds'] or 0)}); last hour {hour['done']} done, "
+            f"{hour['failed']} failed, {hour['throttled']} throttled; last day {day['done']} done, "
+            f"{day['failed']} failed"
+        )
+    for alert in report["alerts"]:
+        print(f"{alert['level']}: {alert['message']}\n    fix: {alert['fix']}")
+    if not report["alerts"]:
+        print("alerts: none")
     print(f"jobs: {report['total']}")
     oldest = report["oldest_queued"]
     for state, count in report["counts"].items():
