@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from outpaint.errors import ConfigError
+from outpaint.errors import ConfigError, PlanError
 from outpaint.limits import AlertPolicy, PollerLimits
-from outpaint.plan import GRAVITIES, PlanDefaults
+from outpaint.plan import GRAVITIES, PlanDefaults, check_default_ratio
 from outpaint.results import FetchPolicy
 
 ENV_PREFIX = "OUTPAINT_"
@@ -240,6 +240,17 @@ class Settings(BaseSettings):
         if prefix and not prefix.endswith("/"):
             raise ValueError(f"{prefix!r} must end with '/'")
         return prefix
+
+    @field_validator("default_ratio")
+    @classmethod
+    def _check_default_ratio(cls, ratio: str | None) -> str | None:
+        # A default the planner refuses would reject every upload without metadata: fail at start.
+        if ratio is not None:
+            try:
+                check_default_ratio(ratio)
+            except PlanError as exc:
+                raise ValueError(exc.message) from None
+        return ratio
 
     @field_validator("default_gravity")
     @classmethod

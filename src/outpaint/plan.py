@@ -35,6 +35,7 @@ __all__ = [
     "Plan",
     "PlanDefaults",
     "Variant",
+    "check_default_ratio",
     "near_ratio",
     "place",
     "plan_upload",
@@ -251,6 +252,12 @@ def _parse_ratio(key: str, text: str) -> tuple[int, int]:
     a, b = _reduce(int(match[1]), int(match[2]))
     _check_aspect_bounds(key, text, a, b)
     return a, b
+
+
+def check_default_ratio(text: str) -> None:
+    """Raise the PlanError every upload without metadata would get from this default ratio (a list too)."""
+    for item in _items(text):
+        _parse_ratio("default_ratio", item)
 
 
 def _parse_size(key: str, text: str) -> tuple[int, int]:

@@ -68,3 +68,20 @@ def test_local_origin_with_port():
     assert s.result_origin_allowed("http://127.0.0.1:8022/results/t.png")
     assert not s.result_origin_allowed("http://127.0.0.1:8023/results/t.png")
     assert not s.result_origin_allowed("http://localhost:8022/results/t.png")
+
+
+@pytest.mark.parametrize(
+    ("ratio", "words"),
+    [("16x9", "expected W:H"), ("99:1", "outside 1:4"), ("16:9,0:1", "positive whole numbers")],
+)
+def test_a_default_ratio_every_upload_would_fail_on_fails_at_start(monkeypatch, ratio, words):
+    monkeypatch.setenv("OUTPAINT_DEFAULT_RATIO", ratio)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(bucket="b")
+    assert "default_ratio (OUTPAINT_DEFAULT_RATIO)" in caught.value.message
+    assert words in caught.value.message
+
+
+def test_good_default_ratios_load(monkeypatch):
+    monkeypatch.setenv("OUTPAINT_DEFAULT_RATIO", "16:9, 1:1")
+    assert load_settings(bucket="b").default_ratio == "16:9, 1:1"
