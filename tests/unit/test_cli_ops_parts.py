@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+import outpaint
 from outpaint.cli import main, ops_backfill
 from outpaint.cli.ops_backfill import _print_summary, scan_prefix, stall_message
 from outpaint.cli.ops_common import OpsError, format_seconds, format_time, parse_duration
@@ -18,6 +19,7 @@ from outpaint.cli.ops_views import state_timings
 from outpaint.config import load_settings
 from outpaint.job import JobRecord, State
 from outpaint.poller import PollReport
+from tests.support.images import photo
 
 
 @pytest.fixture
@@ -223,3 +225,22 @@ def test_invoke_reports_an_unreadable_event_file(clean_env, capsys, tmp_path):
         clean_env.setenv(f"OUTPAINT_{name}", value)
     assert main(["invoke", "upload", str(tmp_path / "missing.json")]) == 2
     assert "cannot read the event: No such file or directory" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"outpaint {outpaint.__version__}"
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch, capfd, tmp_path):
+    image = tmp_path / "a.jpg"
+    image.write_bytes(photo(800, 600))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone (`outpaint … | head`, after head printed its lines)
+    with open(write_end, "w", buffering=1) as pipe:  # line-buffered: the first line meets the closed pipe
+        monkeypatch.setattr("sys.stdout", pipe)
+        status = main(["plan", str(image), "--meta", "ratio=16:9"])
+    assert status == 1
+    assert "BrokenPipeError" not in capfd.readouterr().err

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from outpaint import __version__
 
 # command name -> (module under outpaint.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpaint", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"outpaint {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -39,7 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().parse_args(args or ["--help"])
         return 2
     module = importlib.import_module(f"outpaint.cli.{COMMANDS[args[0]][0]}")
-    return int(module.main(args[0], args[1:]) or 0)
+    try:
+        return int(module.main(args[0], args[1:]) or 0)
+    except BrokenPipeError:
+        # The reader went away (`outpaint status | head`): stop quietly, and keep the interpreter's own
+        # final flush from complaining about the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
