@@ -64,21 +64,19 @@ def test_a_refused_input_image_fails_with_a_moderation_code_at_no_cost(stack):
     assert stack.dashscope.stats()["submits_accepted"] == 0
 
 
-def test_a_refused_generated_image_fails_with_a_moderation_code_without_a_retry(stack):
-    stack.dashscope.configure(moderation_output_rate=1.0)
+@pytest.mark.parametrize(
+    ("knob", "code"),
+    [
+        ("moderation_output_rate", "moderation.inappropriate_content"),  # the generated image was refused
+        ("late_failure_rate", "InvalidParameter"),  # accepted, then failed in validation
+    ],
+)
+def test_a_task_failed_for_good_is_not_bought_again(stack, knob, code):
+    stack.dashscope.configure(**{knob: 1.0})
     queue(stack, "inbox/o.jpg")
     stack.pipeline(max_attempts=3).poll(time.time() + 5)
     job = job_of(stack, "inbox/o.jpg")
-    assert (job.state, job.error_code) == (State.FAILED, "moderation.inappropriate_content")
-    assert stack.dashscope.stats()["submits_accepted"] == 1
-
-
-def test_a_task_accepted_then_failed_in_validation_is_not_bought_again(stack):
-    stack.dashscope.configure(late_failure_rate=1.0)
-    queue(stack, "inbox/v.jpg")
-    stack.pipeline(max_attempts=3).poll(time.time() + 5)
-    job = job_of(stack, "inbox/v.jpg")
-    assert (job.state, job.error_code) == (State.FAILED, "InvalidParameter")
+    assert (job.state, job.error_code) == (State.FAILED, code)
     assert stack.dashscope.stats()["submits_accepted"] == 1
 
 

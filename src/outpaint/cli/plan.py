@@ -21,25 +21,14 @@ from outpaint.naming import META_PREFIX, USER_META_HEADER
 from outpaint.plan import ImageFacts, Plan, PlanDefaults, plan_upload
 
 if TYPE_CHECKING:
-    from outpaint.config import Settings
-
-
-def plan_defaults(settings: Settings) -> PlanDefaults:
-    """The plan defaults held by ``settings`` (``default_ratio``, ``default_gravity``, ...)."""
-    return PlanDefaults(
-        ratio=settings.default_ratio,
-        gravity=settings.default_gravity,
-        best_quality=settings.best_quality,
-        add_watermark=settings.add_watermark,
-        limit_image_size=settings.limit_image_size,
-    )
+    pass
 
 
 def _env_defaults() -> PlanDefaults:
     """Defaults from the OUTPAINT_* environment, parsed by Settings itself; no bucket is needed for that."""
     from outpaint.config import load_settings
 
-    return plan_defaults(load_settings(bucket=os.environ.get("OUTPAINT_BUCKET") or "unused-by-plan"))
+    return load_settings(bucket=os.environ.get("OUTPAINT_BUCKET") or "unused-by-plan").plan_defaults()
 
 
 def probe_file(path: Path) -> ImageFacts:
