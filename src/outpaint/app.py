@@ -86,7 +86,6 @@ class Pipeline:
         ``hard_end`` (default, for callers without a platform timeout: late enough to finish a submit
         begun at the deadline) is when the platform may stop this process.
         """
-        from outpaint.health import HealthStore
         from outpaint.journal import Journal
         from outpaint.poller import Collaborators, poll
         from outpaint.publish import OutputLayout, Publisher
@@ -106,7 +105,6 @@ class Pipeline:
                 self.storage, self.fetcher, OutputLayout(s.input_prefix, s.output_prefix), self.clock
             ),
             limits=limits,
-            health=HealthStore(self.storage, s.state_prefix),
             clock=self.clock,
             sleep=self.sleep,
         )
@@ -220,7 +218,7 @@ def handle_tick(event: Any, invocation: Invocation, settings: Settings | None = 
     settings = _begin(invocation, settings)
     try:
         timer = parse_timer_event(event)
-        log.event("tick.start", trigger=timer.trigger_name)
+        log.event("tick.start", logging.DEBUG, trigger=timer.trigger_name)  # idle: poller.finished only
     except EventError as exc:
         log.event("event.malformed", logging.WARNING, code=exc.code, reason=exc.message)
     pipeline = pipeline_for(settings, invocation.credentials)

@@ -1,24 +1,20 @@
-"""Health: what every poller run leaves behind for operators, and the alerts read from it.
+"""Health: what every poller run leaves behind for operators, and the alerts read from it (pure).
 
-The lease holder writes ``<state>/health.json`` at the end of each run (on_tick, or on_upload when it
-polls): when the poller last ran, the queue it saw, per-hour counters for the last day, and the last
-account problem DashScope answered. ``alerts`` turns it, with the current time, into plain-word alerts
-with a fix; ``outpaint status`` shows them and ``outpaint status --check`` exits by the worst one.
+Each run folds what it did into the health it took over with the lease, and hands it on in the lease it
+releases (no extra OSS call): when the poller last ran, the queue it left, per-hour counters for the last
+day, and the last account problem DashScope answered. ``alerts`` turns it, with the current time, into
+plain-word alerts with a fix; ``outpaint status`` shows them, ``outpaint status --check`` exits by the
+worst one.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from enum import IntEnum
 
 from pydantic import BaseModel, Field
 
-from outpaint import log
-from outpaint.errors import NotFound, OutpaintError
 from outpaint.limits import AlertPolicy
-from outpaint.naming import StateLayout
-from outpaint.store import ObjectStore, dump_json
 
 HOUR = 3600
 KEPT_HOURS = 25  # one day of hourly counters, plus the hour in progress
@@ -188,26 +184,3 @@ def _ago(seconds: float) -> str:
     if seconds < 2 * HOUR:
         return f"{seconds / 60:.0f} min ago"
     return f"{seconds / HOUR:.1f} h ago"
-
-
-# ================================================================================= persistence
-class HealthStore:
-    """``<state>/health.json``: written by the lease holder, read by anyone."""
-
-    def __init__(self, storage: ObjectStore, state_prefix: str) -> None:
-        self.storage = storage
-        self.key = StateLayout(state_prefix).health_key
-
-    def load(self) -> Health | None:
-        try:
-            return Health.model_validate_json(self.storage.get_bytes(self.key))
-        except NotFound:
-            return None
-
-    def record(self, facts: RunFacts) -> None:
-        """Fold one run into the health; a failure is logged, never raised (health must not stop work)."""
-        try:
-            health = after_run(self.load() or Health(), facts)
-            self.storage.put(self.key, dump_json(health), content_type="application/json")
-        except OutpaintError as exc:
-            log.event("health.write_failed", logging.WARNING, code=exc.code, reason=exc.message)

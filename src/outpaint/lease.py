@@ -1,5 +1,6 @@
 """The poller lease: one holder at a time writes job records, fenced by terms, with the pacing state
-(submit slot, learned task time, service pauses, last sweep) handed from holder to holder.
+(submit slot, learned task time, service pauses, last sweep) and the health handed from holder to
+holder.
 
 Each holder writes a new term object create-if-absent, so of two contenders exactly one wins. A lease
 outlives its holder's process (hard end + slack): no second holder starts while the first may act.
@@ -12,9 +13,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from outpaint.errors import AlreadyExists, NotFound
+from outpaint.health import Health
 from outpaint.naming import StateLayout
 from outpaint.store import ObjectStore, dump_json
 
@@ -22,7 +24,7 @@ from outpaint.store import ObjectStore, dump_json
 LEASE_SLACK_SECONDS = 10.0
 RETRY_EVERY_SECONDS = 1.0  # how often a waiting contender tries again
 # What a new holder takes over from the previous term.
-PACING_FIELDS = {"last_submit_at", "task_seconds", "last_sweep_at", "submits_paused_until"}
+PACING_FIELDS = {"last_submit_at", "task_seconds", "last_sweep_at", "submits_paused_until", "health"}
 
 
 class Lease(BaseModel):
@@ -36,6 +38,7 @@ class Lease(BaseModel):
     task_seconds: float | None = None  # moving average of the service's task running times
     last_sweep_at: float = 0.0  # last search for records that lost their marker
     submits_paused_until: float = 0.0  # the service pushed back (429, account problem): wait until then
+    health: Health = Field(default_factory=Health)  # what the poller runs saw (``outpaint status``)
 
     def live(self, now: float) -> bool:
         """Held by someone: not released and not expired."""

@@ -7,7 +7,6 @@ State layout under the state prefix (default ``.outpaint/``):
                                          and FIFO order is key order
     sources/<sha(key)>/<job_id>          jobs of a source object (``outpaint jobs show KEY``)
     lease/<term>                         the poller lease; a new term is claimed create-if-absent
-    health.json                          what the last poller run saw (``outpaint status`` alerts)
     backfill/<sha(name)>.json            progress checkpoint of one ``outpaint backfill`` run
 
 Outputs: ``<input_prefix>a/b/c.jpg`` → ``<output_prefix>a/b/c.<ext>`` (``c.<variant>.<ext>`` when the
@@ -93,10 +92,6 @@ class StateLayout:
 
     def lease_key(self, term: int) -> str:
         return f"{self.lease_prefix}{term:012d}"
-
-    @property
-    def health_key(self) -> str:
-        return f"{self.prefix}health.json"
 
     def checkpoint_key(self, name: str) -> str:
         return f"{self.prefix}backfill/{_short_hash(name)}.json"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from outpaint import log
 from outpaint.errors import DashScopeError, Kind, OutpaintError
-from outpaint.health import HourCounts, RunFacts
+from outpaint.health import HourCounts, RunFacts, after_run
 from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 from outpaint.lease import LEASE_SLACK_SECONDS
 from outpaint.naming import parse_marker
@@ -32,7 +32,6 @@ from outpaint.tracking import Succeeded, task_outcome
 
 if TYPE_CHECKING:
     from outpaint.dashscope import DashScopeClient
-    from outpaint.health import HealthStore
     from outpaint.journal import Journal
     from outpaint.lease import Lease, LeaseStore
     from outpaint.limits import PollerLimits
@@ -77,7 +76,6 @@ class Collaborators:
     submitter: Submitter
     publisher: Publisher
     limits: PollerLimits
-    health: HealthStore
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -104,8 +102,7 @@ def poll(
         started = parts.clock()
         run = Poller(parts, lease, deadline, hard_end, on_round)
         run.loop()
-        if parts.leases.holds(lease, now=parts.clock()):  # only the holder writes
-            parts.health.record(run.facts(started))
+        lease.health = after_run(lease.health, run.facts(started))  # handed on with the lease
     log.event("poller.finished", **run.report.as_dict())
     return run.report
 

@@ -33,7 +33,7 @@ RANKS: dict[str, int] = {
     "outpaint.lease": 5,
     "outpaint.checkpoints": 5,
     "outpaint.journal": 5,
-    "outpaint.health": 5,
+    "outpaint.health": 2,
     "outpaint.submit": 6,
     "outpaint.tracking": 5,
     "outpaint.publish": 6,
@@ -43,7 +43,14 @@ RANKS: dict[str, int] = {
     "outpaint.app": 9,
 }
 # Modules that decide, and must stay free of I/O: none of these, ours or a library's.
-PURE = ("outpaint.plan", "outpaint.job", "outpaint.outcomes", "outpaint.naming", "outpaint.tracking")
+PURE = (
+    "outpaint.plan",
+    "outpaint.job",
+    "outpaint.outcomes",
+    "outpaint.naming",
+    "outpaint.tracking",
+    "outpaint.health",
+)
 IO_MODULES = (
     "outpaint.oss", "outpaint.store", "outpaint.lease", "outpaint.journal", "outpaint.checkpoints",
     "outpaint.results", "outpaint.probe", "outpaint.app", "outpaint.runtime", "outpaint.config",

@@ -17,7 +17,7 @@ from outpaint.cli.ops_common import (
     non_negative_int,
     print_json,
 )
-from outpaint.health import HOUR, HealthStore, Level, alerts, worst
+from outpaint.health import HOUR, Level, alerts, worst
 from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 
 if TYPE_CHECKING:
@@ -68,7 +68,8 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
     for state in FAILURE_STATES:
         failures.extend(islice(store.records(state, reversed(ids[state])), limit))
     failures.sort(key=lambda r: r.updated_at, reverse=True)
-    health = HealthStore(ops.store.storage, ops.settings.state_prefix).load()
+    lease = ops.leases.current()
+    health = lease.health if lease is not None else None
     found = alerts(health, now, ops.settings.alert_policy(), queued=len(ids[State.QUEUED]))
     return {
         "level": worst(found).name,
@@ -84,7 +85,7 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
         "max_concurrent_tasks": ops.settings.max_concurrent_tasks,
         "oldest_queued": oldest
         and {"job_id": oldest.job_id, "key": oldest.source_key, "age_seconds": now - oldest.created_at},
-        "poller": _lease_view(ops.leases.current(), now),
+        "poller": _lease_view(lease, now),
         "recent_failures": [
             {
                 "job_id": r.job_id,
