@@ -324,7 +324,21 @@ def test_status_and_jobs_show_text_and_json(env, stack, capsys):
     assert "  output      outpainted/a/000.jpg" in text
     assert f"    1. {done['tasks'][0]['task_id']}  SUCCEEDED" in text
     status, _out, err = run(capsys, "jobs", "show", "inbox/nothing.jpg")
-    assert (status, err.strip()) == (1, "outpaint jobs: no job with id or source key 'inbox/nothing.jpg'")
+    assert status == 1
+    assert err.strip() == (
+        "outpaint jobs: no job with id or source key 'inbox/nothing.jpg': "
+        "there is no such object in the bucket"
+    )
+
+    [by_output] = run_json(capsys, "jobs", "show", "outpainted/a/000.jpg")
+    assert by_output["job_id"] == done["job_id"]
+    stack.bucket().put_object("inbox/never.JPG", photo())  # no event delivered: backfill would find it
+    status, _out, err = run(capsys, "jobs", "show", "inbox/never.JPG")
+    assert status == 1
+    assert "no upload event reached on_upload" in err
+    assert "`outpaint backfill inbox/never.JPG`" in err
+    status, _out, err = run(capsys, "jobs", "show", "elsewhere/x.jpg")
+    assert "outside the input prefix 'inbox/'" in err
 
 
 # ============================================================================= invoke
@@ -373,7 +387,7 @@ def test_a_bad_key_is_a_critical_alert_after_one_poller_run(env, stack, capsys, 
     env.setenv("OUTPAINT_DASHSCOPE_API_KEY", "sk-wrong")
     event_file = tmp_path / "event.json"
     event_file.write_bytes(stack.upload("inbox/k.jpg", photo(), ratio="16:9"))
-    run_json_plain(capsys, "invoke", "upload", str(event_file))  # intake, then one poller run
+    run_json_plain(capsys, "invoke", "upload", str(event_file), "--timeout", "30")  # intake, one poller run
 
     status, out, _ = run(capsys, "status", "--check")
     assert status == 2

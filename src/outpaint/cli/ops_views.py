@@ -19,6 +19,7 @@ from outpaint.cli.ops_common import (
 )
 from outpaint.health import HOUR, Level, alerts, worst
 from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
+from outpaint.naming import META_JOB_ID
 
 if TYPE_CHECKING:
     from outpaint.health import Health
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from outpaint.store import JobStore
 
 STATUS_HELP = "counts by state, in-flight vs quota, oldest queued job, recent failures"
-JOBS_HELP = "`jobs show ID|KEY`: one job by id, or every job of a source object key"
+JOBS_HELP = "`jobs show ID|KEY`: one job by id, every job of a source key, or the job of an output key"
 FAILURE_STATES = (State.FAILED, State.EXPIRED, State.REJECTED)
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -175,15 +176,17 @@ def _print_status(report: dict[str, Any]) -> None:
 # ============================================================================= jobs show
 def configure_jobs(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    show = sub.add_parser("show", help="a job by id, or every job of a source object key")
-    show.add_argument("target", metavar="ID|KEY", help="a job id (32 hex digits) or a source object key")
+    show = sub.add_parser("show", help="a job by id, every job of a source object key, or an output's job")
+    show.add_argument(
+        "target", metavar="ID|KEY", help="a job id (32 hex digits), a source object key or an output key"
+    )
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def jobs(ops: Ops, args: argparse.Namespace) -> int:
-    records = find_jobs(ops.store, args.target)
+    records = find_jobs(ops.store, args.target) or _jobs_of_output(ops, args.target)
     if not records:
-        raise OpsError(f"no job with id or source key {args.target!r}")
+        raise OpsError(f"no job with id or source key {args.target!r}: {_why_no_job(ops, args.target)}")
     views = [job_view(record) for record in records]
     if args.json:
         print_json(views[0] if _JOB_ID.fullmatch(args.target) else views)
@@ -200,6 +203,33 @@ def find_jobs(store: JobStore, target: str) -> list[JobRecord]:
             return [record]
     records = [r for r in map(store.load, store.job_ids_for_source(target)) if r is not None]
     return sorted(records, key=lambda r: r.created_at)
+
+
+def _jobs_of_output(ops: Ops, key: str) -> list[JobRecord]:
+    """The job whose output is ``key`` (read from the output's provenance metadata)."""
+    if not key.startswith(ops.settings.output_prefix):
+        return []
+    head = ops.store.storage.head_or_none(key)
+    job_id = head.user_meta.get(META_JOB_ID) if head is not None else None
+    record = ops.store.load(job_id) if job_id else None
+    return [record] if record is not None else []
+
+
+def _why_no_job(ops: Ops, key: str) -> str:
+    """Why ``key`` has no job, and what to do about it."""
+    s = ops.settings
+    if key.startswith(s.state_prefix):
+        return "it is outpaint's own state"
+    if not key.startswith((s.input_prefix, s.output_prefix)):
+        return f"it is outside the input prefix {s.input_prefix!r}: only uploads there are out-painted"
+    if ops.store.storage.head_or_none(key) is None:
+        return "there is no such object in the bucket"
+    if key.startswith(s.output_prefix):
+        return "the object carries no outpaint-job-id: outpaint did not write it"
+    return (
+        "the object exists but no upload event reached on_upload (a suffix the trigger does not list, or a "
+        f"lost event): `outpaint backfill {key}` offers it to intake"
+    )
 
 
 def state_timings(record: JobRecord) -> list[dict[str, Any]]:
