@@ -218,7 +218,7 @@ def test_retry_requeues_a_failed_job_under_the_lease(env, stack, capsys, tmp_pat
     leases.release(lease)
 
     stack.dashscope.configure(fail_rate=0.0)
-    assert run_json(capsys, "retry", job_id) == {"requeued": [job_id]}
+    assert run_json(capsys, "retry", "inbox/fails.jpg") == {"requeued": [job_id]}  # by its source key
     queued = store.load(job_id)
     assert queued.state is State.QUEUED
     assert queued.attempts == 0
@@ -246,6 +246,10 @@ def test_retry_refuses_jobs_that_did_not_fail(env, stack, capsys):
     assert "is QUEUED; only FAILED or EXPIRED jobs are retried" in err
     assert run(capsys, "retry", job_id, "--failed")[0] == 2
     assert run_json(capsys, "retry", "--failed", "--expired") == {"requeued": []}
+    status, _out, err = run(capsys, "retry", "inbox/000.jpg")  # a source key: its jobs
+    assert status == 1
+    assert f"job {job_id} is QUEUED; only FAILED or EXPIRED jobs are retried" in err
+    assert "no job inbox/none.jpg" in run(capsys, "retry", "inbox/none.jpg")[2]
 
 
 # ============================================================================= purge

@@ -19,13 +19,13 @@ from outpaint.cli.ops_common import (
     print_json,
 )
 from outpaint.cli.ops_progress import Progress
+from outpaint.cli.ops_views import find_jobs, jobs_of_output
 from outpaint.job import MOVES, TERMINAL_STATES, JobRecord, State
 from outpaint.journal import Journal
 from outpaint.outcomes import Reopen
 
 if TYPE_CHECKING:
     from outpaint.lease import Lease, LeaseStore
-    from outpaint.store import JobStore
 
 RETRY_HELP = "re-queue FAILED/EXPIRED jobs (holds the poller lease while it writes)"
 PURGE_HELP = "delete terminal job records older than a duration (with their markers and index entries)"
@@ -61,7 +61,12 @@ def _lease_busy(leases: LeaseStore, waited: bool) -> str:
 
 # ============================================================================= retry
 def configure_retry(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job_id", nargs="?", metavar="ID", help="the job to re-queue")
+    parser.add_argument(
+        "job_id",
+        nargs="?",
+        metavar="ID|KEY",
+        help="the job to re-queue: an id, a source key or an output key",
+    )
     parser.add_argument("--failed", action="store_true", help="re-queue every FAILED job")
     parser.add_argument("--expired", action="store_true", help="re-queue every EXPIRED job")
     parser.add_argument(
@@ -79,7 +84,7 @@ def retry(ops: Ops, args: argparse.Namespace) -> int:
     if bool(args.job_id) == (args.failed or args.expired):
         return fail("retry", "give either a job ID or --failed/--expired", 2)
     store, leases = ops.store, ops.leases
-    candidates = _retry_candidates(store, args)
+    candidates = _retry_candidates(ops, args)
     requeued: list[str] = []
     if candidates:
         seconds = LEASE_BASE_SECONDS + LEASE_SECONDS_PER_JOB * len(candidates)
@@ -103,16 +108,18 @@ def retry(ops: Ops, args: argparse.Namespace) -> int:
     return 0
 
 
-def _retry_candidates(store: JobStore, args: argparse.Namespace) -> list[str]:
-    if args.job_id:
-        record = store.load(args.job_id)
-        if record is None:
+def _retry_candidates(ops: Ops, args: argparse.Namespace) -> list[str]:
+    store = ops.store
+    if args.job_id:  # a job id, a source key (its jobs) or an output key (the job that wrote it)
+        records = find_jobs(store, args.job_id) or jobs_of_output(ops, args.job_id)
+        if not records:
             raise OpsError(f"no job {args.job_id}")
-        if record.state not in RETRYABLE_STATES:
-            raise OpsError(
-                f"job {args.job_id} is {record.state.value}; only FAILED or EXPIRED jobs are retried"
-            )
-        return [args.job_id]
+        retryable = [r.job_id for r in records if r.state in RETRYABLE_STATES]
+        if not retryable:
+            states = ", ".join(sorted({r.state.value for r in records}))
+            what = f"job {records[0].job_id}" if len(records) == 1 else f"every job of {args.job_id}"
+            raise OpsError(f"{what} is {states}; only FAILED or EXPIRED jobs are retried")
+        return retryable
     states = [State.FAILED] * args.failed + [State.EXPIRED] * args.expired
     return [job_id for state in states for job_id in store.job_ids(state)]
 

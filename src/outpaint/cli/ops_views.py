@@ -184,7 +184,7 @@ def configure_jobs(parser: argparse.ArgumentParser) -> None:
 
 
 def jobs(ops: Ops, args: argparse.Namespace) -> int:
-    records = find_jobs(ops.store, args.target) or _jobs_of_output(ops, args.target)
+    records = find_jobs(ops.store, args.target) or jobs_of_output(ops, args.target)
     if not records:
         raise OpsError(f"no job with id or source key {args.target!r}: {_why_no_job(ops, args.target)}")
     views = [job_view(record) for record in records]
@@ -205,7 +205,7 @@ def find_jobs(store: JobStore, target: str) -> list[JobRecord]:
     return sorted(records, key=lambda r: r.created_at)
 
 
-def _jobs_of_output(ops: Ops, key: str) -> list[JobRecord]:
+def jobs_of_output(ops: Ops, key: str) -> list[JobRecord]:
     """The job whose output is ``key`` (read from the output's provenance metadata)."""
     if not key.startswith(ops.settings.output_prefix):
         return []
