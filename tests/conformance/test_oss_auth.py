@@ -168,7 +168,11 @@ def test_v4_signing_region_must_match(emulator):
     bucket = oss2.Bucket(oss2.AuthV4(AK, SK), emulator.endpoint, BUCKET, region="cn-shanghai")
     error = server_error(lambda: bucket.get_object("k"))
     assert (error.status, error.code) == (400, "InvalidArgument")
-    assert REGION in error.message
+    assert error.message == "Invalid signing region in Authorization header."  # OSS's own words
+    assert error.ec == "0002-00000226"
+    assert (error.details["SigningRegion"], error.details["ExpectedRegion"]) == ("cn-shanghai", REGION)
+    head = server_error(lambda: bucket.head_object("k"))  # HEAD: the EC comes in the header
+    assert head.headers["x-oss-ec"] == "0002-00000226"
 
 
 def test_malformed_authorization(emulator):

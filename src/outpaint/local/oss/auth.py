@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from .errors import OssError
-from .wire import UNRESERVED, parse_http_date
+from .errors import EC_SIGNING_REGION, OssError
+from .wire import UNRESERVED, header_text, parse_http_date
 
 MAX_SKEW_SECONDS = 15 * 60
 MAX_V4_EXPIRES = 7 * 24 * 3600
@@ -266,7 +266,11 @@ class Verifier:
             raise OssError("InvalidArgument", "The date in Credential does not match x-oss-date.")
         if region != self.region:
             raise OssError(
-                "InvalidArgument", f"Invalid signing region {region!r}: this endpoint is {self.region!r}."
+                "InvalidArgument",
+                "Invalid signing region in Authorization header.",
+                ec=EC_SIGNING_REGION,
+                SigningRegion=region,
+                ExpectedRegion=self.region,
             )
         return access_key_id, "/".join(parts[1:])
 
@@ -375,7 +379,7 @@ def v4_canonical_request(
     canonical_query = "&".join(f"{k}={v}" if v else k for k, v in encoded)
     signed = {"content-type", "content-md5", *additional}
     headers = [(n, v) for n, v in request.headers.items() if n.startswith("x-oss-") or n in signed]
-    canonical_headers = "".join(f"{name}:{value.strip()}\n" for name, value in sorted(headers))
+    canonical_headers = "".join(f"{name}:{header_text(value).strip()}\n" for name, value in sorted(headers))
     return "\n".join(
         [
             request.method,
@@ -389,7 +393,9 @@ def v4_canonical_request(
 
 
 def _x_oss_headers(request: SignedRequest) -> list[tuple[str, str]]:
-    return [(name, value) for name, value in request.headers.items() if name.startswith("x-oss-")]
+    return [
+        (name, header_text(value)) for name, value in request.headers.items() if name.startswith("x-oss-")
+    ]
 
 
 def _path(request: SignedRequest) -> str:

@@ -20,6 +20,7 @@ from .wire import iso_time, quoted_etag, url_encode
 MAX_KEYS = 1000
 MAX_DELETE_KEYS = 1000
 _MAX_XML_BODY = 2 * 1024 * 1024
+_RESOURCE_GROUP = "rg-default-id"  # what OSS reports for a bucket in the account's default resource group
 
 
 def xml_response(
@@ -82,6 +83,8 @@ async def get_bucket_info(call: Call) -> Response:
                 "Bucket",
                 [
                     ("AccessMonitor", "Disabled"),
+                    ("BlockPublicAccess", False),
+                    ("Comment", ""),
                     ("CreationDate", iso_time(record.created)),
                     ("CrossRegionReplication", "Disabled"),
                     ("DataRedundancyType", "LRS"),
@@ -89,6 +92,7 @@ async def get_bucket_info(call: Call) -> Response:
                     ("Location", f"oss-{call.state.region}"),
                     ("Name", record.name),
                     ("Region", call.state.region),
+                    ("ResourceGroupId", _RESOURCE_GROUP),
                     ("StorageClass", "Standard"),
                     ("TransferAcceleration", "Disabled"),
                     ("Owner", owner(call)),
@@ -96,6 +100,20 @@ async def get_bucket_info(call: Call) -> Response:
                     ("ServerSideEncryptionRule", [("SSEAlgorithm", "None")]),
                 ],
             )
+        ],
+    )
+
+
+async def list_live_channels(call: Call) -> Response:
+    """ListLiveChannel: live channels are not emulated, so a bucket never has any."""
+    await run_in_threadpool(call.storage.bucket, call.bucket_name)
+    return xml_response(
+        "ListLiveChannelResult",
+        [
+            ("Prefix", call.param("prefix") or ""),
+            ("Marker", call.param("marker") or ""),
+            ("MaxKeys", call.int_param("max-keys", 100, MAX_KEYS)),
+            ("IsTruncated", False),
         ],
     )
 

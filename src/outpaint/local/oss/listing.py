@@ -1,4 +1,4 @@
-"""One page of a ListObjects listing over a bucket's sorted keys (prefix, delimiter, marker, max-keys)."""
+"""One page of a listing: ListObjects over sorted keys, ListMultipartUploads over sorted uploads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .storage import ObjectRecord
+from .storage import ObjectRecord, UploadRecord
 
 
 @dataclass
@@ -52,6 +52,53 @@ def list_page(
             page.prefixes.append(common)
             page.last = common
             index = _end_of_group(keys, common, index)
+    return page
+
+
+@dataclass
+class UploadPage:
+    uploads: list[UploadRecord] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    next_key: str = ""  # NextKeyMarker: the last key or common prefix on the page
+    next_upload_id: str = ""  # NextUploadIdMarker: the last upload's id ("" after a common prefix)
+
+
+def upload_page(
+    uploads: Sequence[UploadRecord],
+    *,
+    prefix: str,
+    delimiter: str,
+    key_marker: str,
+    upload_id_marker: str,
+    max_uploads: int,
+) -> UploadPage:
+    """Uploads (ordered by key, then initiation) after the (key, upload id) marker, rolled up at
+    ``delimiter``. Without an upload id marker, listing resumes after every upload of ``key_marker``."""
+    page = UploadPage()
+    marker_ids = [u.upload_id for u in uploads if u.key == key_marker]
+    # Uploads of the marker key still to list: those after the marker upload (by id if it is gone).
+    if upload_id_marker in marker_ids:
+        pending = set(marker_ids[marker_ids.index(upload_id_marker) + 1 :])
+    else:
+        pending = {i for i in marker_ids if upload_id_marker and i > upload_id_marker}
+    for upload in uploads:
+        if not upload.key.startswith(prefix) or upload.key < key_marker:
+            continue
+        if upload.key == key_marker and upload.upload_id not in pending:
+            continue
+        common = _common_prefix(upload.key, prefix, delimiter)
+        if common is not None and (common <= key_marker or common in page.prefixes):
+            continue
+        if len(page.uploads) + len(page.prefixes) >= max_uploads:
+            page.truncated = True
+            break
+        if common is None:
+            page.uploads.append(upload)
+            page.next_key, page.next_upload_id = upload.key, upload.upload_id
+        else:
+            page.prefixes.append(common)
+            page.next_key, page.next_upload_id = common, ""
     return page
 
 

@@ -11,7 +11,8 @@ from . import xmlio
 from .buckets import encoder, xml_response
 from .context import Call
 from .errors import OssError
-from .objects import attrs_from, check_creatable, write_result
+from .listing import upload_page
+from .objects import attrs_from, check_creatable, content_md5, write_result
 from .storage import MAX_PART_NUMBER
 from .wire import iso_time, quoted_etag
 
@@ -48,7 +49,13 @@ async def upload_part(call: Call) -> Response:
         call.storage.put_part, call.bucket_name, call.object_key, upload_id, int(number), writer
     )
     call.publish_upload_step("UploadPart", call.object_key, part.size, part.etag)
-    return Response(headers={"ETag": quoted_etag(part.etag), "x-oss-hash-crc64ecma": str(part.crc64)})
+    return Response(
+        headers={
+            "ETag": quoted_etag(part.etag),
+            "Content-MD5": content_md5(part.etag),
+            "x-oss-hash-crc64ecma": str(part.crc64),
+        }
+    )
 
 
 async def complete(call: Call) -> Response:
@@ -126,31 +133,42 @@ async def list_parts(call: Call) -> Response:
 
 
 async def list_uploads(call: Call) -> Response:
-    """ListMultipartUploads with prefix, key-marker and max-uploads (delimiter is not emulated)."""
+    """ListMultipartUploads with prefix, delimiter, key-marker, upload-id-marker and max-uploads."""
     prefix = call.param("prefix") or ""
+    delimiter = call.param("delimiter") or ""
     key_marker = call.param("key-marker") or ""
+    upload_id_marker = call.param("upload-id-marker") or ""
     max_uploads = call.int_param("max-uploads", MAX_UPLOADS_LISTED, MAX_UPLOADS_LISTED)
     uploads = await run_in_threadpool(call.storage.uploads, call.bucket_name)
-    matching = [u for u in uploads if u.key.startswith(prefix) and u.key > key_marker]
-    shown, truncated = matching[:max_uploads], len(matching) > max_uploads
+    page = upload_page(
+        uploads,
+        prefix=prefix,
+        delimiter=delimiter,
+        key_marker=key_marker,
+        upload_id_marker=upload_id_marker,
+        max_uploads=max_uploads,
+    )
     enc = encoder(call)
     entries = [
         ("Upload", [("Key", enc(u.key)), ("UploadId", u.upload_id), ("Initiated", iso_time(u.initiated))])
-        for u in shown
+        for u in page.uploads
     ]
+    prefixes = [("CommonPrefixes", [("Prefix", enc(common))]) for common in page.prefixes]
     return xml_response(
         "ListMultipartUploadsResult",
         [
             ("Bucket", call.bucket_name),
             ("EncodingType", call.param("encoding-type") or None),
             ("KeyMarker", enc(key_marker)),
-            ("UploadIdMarker", ""),
-            ("NextKeyMarker", enc(shown[-1].key) if truncated else ""),
-            ("NextUploadIdMarker", shown[-1].upload_id if truncated else ""),
+            ("UploadIdMarker", upload_id_marker),
+            ("NextKeyMarker", enc(page.next_key) if page.truncated else ""),
+            ("NextUploadIdMarker", page.next_upload_id if page.truncated else ""),
+            ("Delimiter", enc(delimiter)),
             ("Prefix", enc(prefix)),
             ("MaxUploads", max_uploads),
-            ("IsTruncated", truncated),
+            ("IsTruncated", page.truncated),
             *entries,
+            *prefixes,
         ],
     )
 

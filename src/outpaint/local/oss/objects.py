@@ -32,13 +32,13 @@ _RESPONSE_OVERRIDES = {
 }
 
 
-def attrs_from(headers: Mapping[str, str]) -> ObjectAttrs:
-    """Content-Type, ``x-oss-meta-*`` and the standard headers OSS stores with an object."""
+def attrs_from(headers: Mapping[str, str], default_type: str = "application/octet-stream") -> ObjectAttrs:
+    """Content-Type (``default_type`` when absent), ``x-oss-meta-*`` and the other stored headers."""
     user_meta = {name: value for name, value in headers.items() if name.startswith("x-oss-meta-")}
     if sum(len(name) + len(value) for name, value in user_meta.items()) > MAX_USER_META_BYTES:
         raise OssError("InvalidArgument", "User metadata must not exceed 8 KB in total.")
     return ObjectAttrs(
-        content_type=headers.get("content-type") or "application/octet-stream",
+        content_type=headers.get("content-type") or default_type,
         user_meta=user_meta,
         headers={name: headers[name] for name in STORED_HEADERS if name in headers},
     )
@@ -59,6 +59,11 @@ def object_headers(record: ObjectRecord) -> dict[str, str]:
     }
 
 
+def content_md5(etag: str) -> str:
+    """The base64 Content-MD5 header OSS answers a write with, from an MD5 ETag."""
+    return base64.b64encode(bytes.fromhex(etag)).decode()
+
+
 def write_result(record: ObjectRecord) -> dict[str, str]:
     """Headers of a successful write: ETag and CRC-64 (which the SDKs compare with their own)."""
     return {"ETag": quoted_etag(record.etag), "x-oss-hash-crc64ecma": str(record.crc64)}
@@ -75,9 +80,7 @@ async def put_object(call: Call) -> Response:
         )
     )
     call.publish_created("PutObject", record, previous)
-    headers = write_result(record)
-    headers["Content-MD5"] = base64.b64encode(bytes.fromhex(record.etag)).decode()
-    return Response(headers=headers)
+    return Response(headers={**write_result(record), "Content-MD5": content_md5(record.etag)})
 
 
 async def copy_object(call: Call) -> Response:
@@ -89,7 +92,8 @@ async def copy_object(call: Call) -> Response:
     src = await run_in_threadpool(call.storage.head_object, *source)
     if check_conditions(src, call.headers, prefix="x-oss-copy-source-"):
         return Response(status_code=304, headers={"ETag": quoted_etag(src.etag)})
-    attrs = attrs_from(call.headers) if directive == "REPLACE" else None
+    # REPLACE without a Content-Type keeps the source's, as OSS does.
+    attrs = attrs_from(call.headers, src.attrs.content_type) if directive == "REPLACE" else None
     record, previous = await run_in_threadpool(
         partial(
             call.storage.copy_object,

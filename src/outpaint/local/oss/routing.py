@@ -30,8 +30,40 @@ _UNDERSTOOD = frozenset(
         "x-oss-process",
         "continuation-token",
         "bucketInfo",
+        "live",
     }
     | {name for name in V1_SUBRESOURCES if name.startswith("response-")}
+)
+
+# Ordinary (non sub-resource) parameters of the emulated operations and of the signatures. Any other
+# parameter without a value is taken for a sub-resource OSS has and the emulator does not
+# (``?regions``, ``?publicAccessBlock``): it answers 501 instead of falling through to another operation.
+_PARAMETERS = frozenset(
+    {
+        "prefix",
+        "marker",
+        "max-keys",
+        "delimiter",
+        "encoding-type",
+        "list-type",
+        "start-after",
+        "fetch-owner",
+        "key-marker",
+        "upload-id-marker",
+        "max-uploads",
+        "max-parts",
+        "part-number-marker",
+        "OSSAccessKeyId",
+        "Expires",
+        "Signature",
+        "x-oss-signature-version",
+        "x-oss-credential",
+        "x-oss-date",
+        "x-oss-expires",
+        "x-oss-signature",
+        "x-oss-additional-headers",
+        "x-oss-security-token",
+    }
 )
 
 
@@ -71,12 +103,14 @@ def _always(call: Call) -> bool:
 
 
 # (level, method, condition, operation): the first matching rule wins. Level is where the request
-# points: "service" (no bucket), "bucket" (no key) or "object"; method "*" matches any method.
+# points: "service" (no bucket), "bucket" (no key) or "object"; "*" matches any level or method.
 _RULES: list[tuple[str, str, Callable[[Call], bool], Operation]] = [
     ("service", "GET", _always, Operation("ListBuckets", buckets.list_buckets, OWNER)),
     ("bucket", "GET", _has("acl"), Operation("GetBucketAcl", buckets.get_bucket_acl, OWNER)),
     ("bucket", "GET", _has("bucketInfo"), Operation("GetBucketInfo", buckets.get_bucket_info, OWNER)),
     ("bucket", "GET", _has("location"), Operation("GetBucketLocation", buckets.get_bucket_location, OWNER)),
+    ("bucket", "GET", _has("live"), Operation("ListLiveChannel", buckets.list_live_channels, OWNER)),
+    ("*", "*", _has("live"), Operation("LiveChannel", _not_emulated, OWNER)),
     ("bucket", "GET", _has("uploads"), Operation("ListMultipartUploads", multipart.list_uploads, READ)),
     ("bucket", "GET", _list_v2, Operation("ListObjectsV2", buckets.list_objects, READ)),
     ("bucket", "GET", _always, Operation("ListObjects", buckets.list_objects, READ)),
@@ -109,7 +143,11 @@ _RULES: list[tuple[str, str, Callable[[Call], bool], Operation]] = [
 
 def resolve(call: Call) -> Operation:
     """The operation for ``call``, or NotImplemented / MethodNotAllowed."""
-    unknown = sorted(name for name, _ in call.query if name in V1_SUBRESOURCES and name not in _UNDERSTOOD)
+    unknown = sorted(
+        name
+        for name, value in call.query
+        if name not in _UNDERSTOOD and (name in V1_SUBRESOURCES or (not value and name not in _PARAMETERS))
+    )
     if unknown:
         raise OssError("NotImplemented", f"The ?{unknown[0]} sub-resource is not emulated.")
     if call.request.method == "OPTIONS":
@@ -117,7 +155,7 @@ def resolve(call: Call) -> Operation:
     level = "service" if call.bucket is None else "bucket" if call.key is None else "object"
     method = call.request.method
     for rule_level, rule_method, condition, operation in _RULES:
-        if rule_level == level and rule_method in (method, "*") and condition(call):
+        if rule_level in (level, "*") and rule_method in (method, "*") and condition(call):
             if operation.handler is _not_emulated:
                 raise OssError("NotImplemented", f"{operation.name} is not emulated.")
             return operation

@@ -6,11 +6,10 @@ import base64
 import logging
 import time
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import xmlio
 from .context import Call, State
@@ -20,11 +19,12 @@ from .wire import new_request_id
 
 log = logging.getLogger("outpaint.local.oss")
 
-_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"]
 
+def create_app(state: State) -> ASGIApp:
+    """An ASGI app serving the OSS protocol from ``state``.
 
-def create_app(state: State) -> Starlette:
-    """A Starlette app serving the OSS protocol from ``state``."""
+    Every path goes to the one endpoint: no router, whose patterns would not match a key holding a
+    line feed, and whose own 404/405 answers are not OSS errors."""
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -56,11 +56,21 @@ def create_app(state: State) -> Starlette:
         )
         return response
 
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=_METHODS)])
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            response = await endpoint(Request(scope, receive))
+            await response(scope, receive, send)
+
+    return app
 
 
 async def _authorize(state: State, call: Call, operation: Operation) -> None:
-    """Verify the signature; an anonymous caller passes only where the bucket ACL allows."""
+    """Verify the signature; an anonymous caller passes only where the bucket ACL allows.
+
+    A missing bucket is reported before any credential problem, as OSS does (SDKs' bucket-exists
+    checks rely on NoSuchBucket whatever the key)."""
+    if call.bucket is not None and operation.name != "PutBucket":
+        await run_in_threadpool(call.storage.bucket, call.bucket)
     if not state.auth or operation.access == SELF:
         return
     if state.verifier.verify(call.signed_view()) is not None:
@@ -87,12 +97,15 @@ def _error_response(error: OssError, request: Request, request_id: str, host_id:
             ("RequestId", request_id),
             ("HostId", host_id),
             *error.details.items(),
+            ("EC", error.ec),
         ],
     )
+    headers = {"x-oss-ec": error.ec} if error.ec else {}
     if request.method == "HEAD":
         # HEAD answers carry no body; OSS puts the error document, base64-encoded, in x-oss-err.
-        return Response(status_code=error.status, headers={"x-oss-err": base64.b64encode(body).decode()})
-    return Response(body, status_code=error.status, media_type="application/xml")
+        headers["x-oss-err"] = base64.b64encode(body).decode()
+        return Response(status_code=error.status, headers=headers)
+    return Response(body, status_code=error.status, media_type="application/xml", headers=headers)
 
 
 async def _discard_body(request: Request) -> None:

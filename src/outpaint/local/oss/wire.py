@@ -35,6 +35,16 @@ def iso_time(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(timestamp))
 
 
+def header_text(value: str) -> str:
+    """A header value as the text the client meant: the SDKs send UTF-8, which ASGI hands over as Latin-1.
+
+    A value that is not valid UTF-8 is kept as it came (one character per byte)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def quoted_etag(etag: str) -> str:
     """The ETag header value: the stored uppercase ETag in double quotes."""
     return f'"{etag}"'

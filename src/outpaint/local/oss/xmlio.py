@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TypeAlias
 from xml.etree import ElementTree
@@ -13,6 +14,13 @@ Value: TypeAlias = "str | int | bool | list[Node] | None"
 Node: TypeAlias = "tuple[str, Value]"
 
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+# The SDKs write keys with control characters into XML as raw bytes (ElementTree does not refuse
+# them), and OSS accepts such documents. XML 1.0 forbids them (and folds CR into LF), so before parsing
+# each becomes a private-use stand-in, U+E000 + its code, turned back by text().
+_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f]")
+_STAND_INS = b"\xee\x80"  # the UTF-8 lead bytes of U+E000..U+E01F
+_FROM_STAND_IN = {0xE000 + c: c for c in range(32) if c not in (9, 10)}
 
 
 def render(root: str, children: Iterable[Node], text: str | None = None) -> bytes:
@@ -41,6 +49,8 @@ def parse(body: bytes) -> ElementTree.Element:
     # A DTD is never part of an OSS request; refusing it rules out entity-expansion tricks.
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise OssError("MalformedXML")
+    if _STAND_INS not in body:
+        body = _CONTROL.sub(lambda match: chr(0xE000 + match[0][0]).encode(), body)
     try:
         return ElementTree.fromstring(body)  # noqa: S314 - DTDs rejected above
     except ElementTree.ParseError as exc:
@@ -52,4 +62,4 @@ def text(element: ElementTree.Element, path: str, default: str = "") -> str:
     found = element.find(path)
     if found is None:
         return default
-    return found.text or ""
+    return (found.text or "").translate(_FROM_STAND_IN)
