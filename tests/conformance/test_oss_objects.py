@@ -251,8 +251,9 @@ def test_image_info(bucket):
 
 def test_unemulated_subresource_is_refused_not_misserved(bucket):
     bucket.put_object("t", b"1")
-    error = error_of(lambda: bucket.get_object_tagging("t"))
+    error = error_of(lambda: bucket.restore_object("t"))
     assert (error.status, error.code) == (501, "NotImplemented")
+    assert error.message == "The ?restore sub-resource is not emulated."
 
 
 def test_post_object_with_signed_policy(emulator):

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 from urllib.parse import unquote_to_bytes
 
 from starlette.concurrency import run_in_threadpool
@@ -101,20 +102,30 @@ class Call:
         host = self.headers.get("host", "").rsplit(":", 1)[0]
         return f"{self.bucket}.{host}" if self.bucket and not host.startswith(f"{self.bucket}.") else host
 
-    async def receive(self) -> BlobWriter:
-        """Stream the request body to a durable temp file, checking Content-MD5 when one is given."""
+    async def receive(self, prefix: BinaryIO | None = None) -> BlobWriter:
+        """Stream the request body to a durable temp file, checking Content-MD5 when one is given.
+
+        ``prefix`` (an open body, for AppendObject) is written first; Content-MD5 covers the request
+        body alone."""
         writer = self.storage.new_writer()
+        received = hashlib.md5() if prefix else None  # noqa: S324 - Content-MD5 is the protocol's check
         try:
+            if prefix is not None:
+                await run_in_threadpool(_copy, prefix, writer)
             batch = bytearray()
             async for chunk in self.request.stream():
                 batch += chunk
                 if len(batch) >= _WRITE_BATCH:
                     await run_in_threadpool(writer.write, bytes(batch))
+                    if received:
+                        received.update(batch)
                     batch.clear()
             if batch:
                 await run_in_threadpool(writer.write, bytes(batch))
+                if received:
+                    received.update(batch)
             await run_in_threadpool(writer.finish)
-            self.check_md5(writer.digest.md5)
+            self.check_md5(received.digest() if received else writer.digest.md5)
         except BaseException:
             writer.discard()
             raise
@@ -202,6 +213,11 @@ class Call:
             mime_type=mime_type,
             user_meta=user_meta,
         )
+
+
+def _copy(source: BinaryIO, writer: BlobWriter) -> None:
+    while chunk := source.read(_WRITE_BATCH):
+        writer.write(chunk)
 
 
 def _md5(data: bytes) -> bytes:

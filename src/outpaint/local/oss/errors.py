@@ -20,6 +20,7 @@ _CATALOG: dict[str, tuple[int, str]] = {
     "InvalidPolicyDocument": (400, "Invalid Policy."),
     "InvalidRange": (416, "The requested range cannot be satisfied."),
     "InvalidSecurityToken": (403, "The security token you provided is invalid."),
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
     "MalformedPOSTRequest": (400, "The body of your POST request is not well-formed multipart/form-data."),
     "MalformedXML": (400, "The XML you provided was not well-formed."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
@@ -27,7 +28,11 @@ _CATALOG: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist."),
     "NoSuchKey": (404, "The specified key does not exist."),
     "NoSuchUpload": (404, "The specified upload does not exist."),
+    "NotSymlink": (400, "The specified object is not a symlink."),
     "NotImplemented": (501, "This operation is not emulated."),
+    "ObjectNotAppendable": (409, "The object is not appendable."),
+    "PositionNotEqualToLength": (409, "Position is not equal to file length."),
+    "SymlinkTargetNotExist": (404, "The symlink target object does not exist."),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold."),
     "RequestTimeTooSkewed": (
         403,
@@ -63,4 +68,5 @@ class OssError(Exception):
         self.message = message or default_message
         self.ec = ec or _EC.get(code)
         self.details = details
+        self.headers: dict[str, str] = {}  # extra response headers (x-oss-next-append-position)
         super().__init__(f"{code}: {self.message}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import BinaryIO
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -12,19 +13,33 @@ from .buckets import encoder, xml_response
 from .context import Call
 from .errors import OssError
 from .listing import upload_page
-from .objects import attrs_from, check_creatable, content_md5, write_result
-from .storage import MAX_PART_NUMBER
+from .objectacl import header_acl
+from .objects import (
+    attrs_from,
+    check_conditions,
+    check_creatable,
+    content_md5,
+    parse_copy_source,
+    resolve_range,
+    write_result,
+)
+from .storage import MAX_PART_NUMBER, BlobWriter
+from .tagging import header_tags
 from .wire import iso_time, quoted_etag
 
 MAX_PARTS_LISTED = 1000
 MAX_UPLOADS_LISTED = 1000
 _MAX_COMPLETE_BODY = 4 * 1024 * 1024
+_COPY_CHUNK = 1 << 20
 
 
 async def initiate(call: Call) -> Response:
     attrs = attrs_from(call.headers)
     await run_in_threadpool(check_creatable, call, call.flag("x-oss-forbid-overwrite"))
-    upload = await run_in_threadpool(call.storage.create_upload, call.bucket_name, call.object_key, attrs)
+    acl, tags = header_acl(call), header_tags(call)
+    upload = await run_in_threadpool(
+        call.storage.create_upload, call.bucket_name, call.object_key, attrs, acl, tags
+    )
     call.publish_upload_step("InitiateMultipartUpload", call.object_key)
     enc = encoder(call)
     return xml_response(
@@ -38,15 +53,20 @@ async def initiate(call: Call) -> Response:
     )
 
 
-async def upload_part(call: Call) -> Response:
-    upload_id = call.param("uploadId", "") or ""
+def _part_number(call: Call) -> int:
     number = call.param("partNumber", "") or ""
     if not number.isdigit() or not 1 <= int(number) <= MAX_PART_NUMBER:
         raise OssError("InvalidArgument", f"partNumber must be between 1 and {MAX_PART_NUMBER}.")
+    return int(number)
+
+
+async def upload_part(call: Call) -> Response:
+    upload_id = call.param("uploadId", "") or ""
+    number = _part_number(call)
     await run_in_threadpool(call.storage.upload, call.bucket_name, call.object_key, upload_id)
     writer = await call.receive()
     part = await run_in_threadpool(
-        call.storage.put_part, call.bucket_name, call.object_key, upload_id, int(number), writer
+        call.storage.put_part, call.bucket_name, call.object_key, upload_id, number, writer
     )
     call.publish_upload_step("UploadPart", call.object_key, part.size, part.etag)
     return Response(
@@ -56,6 +76,44 @@ async def upload_part(call: Call) -> Response:
             "x-oss-hash-crc64ecma": str(part.crc64),
         }
     )
+
+
+async def upload_part_copy(call: Call) -> Response:
+    """UploadPartCopy: a part taken from an existing object, whole or ``x-oss-copy-source-range``."""
+    upload_id = call.param("uploadId", "") or ""
+    number = _part_number(call)
+    source = parse_copy_source(call.headers["x-oss-copy-source"])
+    await run_in_threadpool(call.storage.upload, call.bucket_name, call.object_key, upload_id)
+    src, body = await run_in_threadpool(call.storage.open_object, *source)
+    with body:
+        if check_conditions(src, call.headers, prefix="x-oss-copy-source-"):
+            return Response(status_code=304, headers={"ETag": quoted_etag(src.etag)})
+        span = resolve_range(call.headers.get("x-oss-copy-source-range"), src.size, standard=True)
+        first, last = span if span else (0, src.size - 1)
+        writer = await run_in_threadpool(_copy_range, call, body, first, last - first + 1)
+    part = await run_in_threadpool(
+        call.storage.put_part, call.bucket_name, call.object_key, upload_id, number, writer
+    )
+    call.publish_upload_step("UploadPartCopy", call.object_key, part.size, part.etag)
+    return xml_response(
+        "CopyPartResult",
+        [("LastModified", iso_time(part.last_modified)), ("ETag", quoted_etag(part.etag))],
+        headers={"ETag": quoted_etag(part.etag), "x-oss-hash-crc64ecma": str(part.crc64)},
+    )
+
+
+def _copy_range(call: Call, body: BinaryIO, first: int, length: int) -> BlobWriter:
+    writer = call.storage.new_writer()
+    try:
+        body.seek(first)
+        while length > 0 and (chunk := body.read(min(length, _COPY_CHUNK))):
+            writer.write(chunk)
+            length -= len(chunk)
+        writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+    return writer
 
 
 async def complete(call: Call) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Mapping
 from functools import partial
@@ -15,7 +16,9 @@ from starlette.responses import Response, StreamingResponse
 from . import xmlio
 from .context import Call
 from .errors import OssError
+from .objectacl import header_acl
 from .storage import ObjectAttrs, ObjectRecord
+from .tagging import header_tags
 from .wire import http_date, iso_time, parse_http_date, quoted_etag
 
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
@@ -56,6 +59,7 @@ def object_headers(record: ObjectRecord) -> dict[str, str]:
         "x-oss-hash-crc64ecma": str(record.crc64),
         **record.attrs.headers,
         **record.attrs.user_meta,
+        **({"x-oss-tagging-count": str(len(record.tags))} if record.tags else {}),
     }
 
 
@@ -72,11 +76,18 @@ def write_result(record: ObjectRecord) -> dict[str, str]:
 async def put_object(call: Call) -> Response:
     forbid = call.flag("x-oss-forbid-overwrite")
     attrs = attrs_from(call.headers)
+    extra = {"acl": header_acl(call), "tags": header_tags(call) or {}}
     await run_in_threadpool(check_creatable, call, forbid)
     writer = await call.receive()
     record, previous = await run_in_threadpool(
         partial(
-            call.storage.put_object, call.bucket_name, call.object_key, writer, attrs, forbid_overwrite=forbid
+            call.storage.put_object,
+            call.bucket_name,
+            call.object_key,
+            writer,
+            attrs,
+            forbid_overwrite=forbid,
+            **extra,
         )
     )
     call.publish_created("PutObject", record, previous)
@@ -94,6 +105,9 @@ async def copy_object(call: Call) -> Response:
         return Response(status_code=304, headers={"ETag": quoted_etag(src.etag)})
     # REPLACE without a Content-Type keeps the source's, as OSS does.
     attrs = attrs_from(call.headers, src.attrs.content_type) if directive == "REPLACE" else None
+    tagging = call.headers.get("x-oss-tagging-directive", "Copy")
+    if tagging not in ("Copy", "Replace"):
+        raise OssError("InvalidArgument", "x-oss-tagging-directive must be Copy or Replace.")
     record, previous = await run_in_threadpool(
         partial(
             call.storage.copy_object,
@@ -102,6 +116,8 @@ async def copy_object(call: Call) -> Response:
             call.object_key,
             attrs,
             forbid_overwrite=forbid,
+            tags=(header_tags(call) or {}) if tagging == "Replace" else None,
+            acl=header_acl(call),
         )
     )
     call.publish_created("CopyObject", record, previous)
@@ -122,7 +138,7 @@ def parse_copy_source(header: str) -> tuple[str, str]:
 
 
 async def get_object(call: Call) -> Response:
-    record, body = await run_in_threadpool(call.storage.open_object, call.bucket_name, call.object_key)
+    record, body = await run_in_threadpool(open_resolved, call)
     try:
         if check_conditions(record, call.headers):
             body.close()
@@ -147,7 +163,7 @@ async def get_object(call: Call) -> Response:
 
 
 async def head_object(call: Call) -> Response:
-    record = await run_in_threadpool(call.storage.head_object, call.bucket_name, call.object_key)
+    record = await run_in_threadpool(head_resolved, call)
     if check_conditions(record, call.headers):
         return _not_modified(record)
     return Response(headers={**object_headers(record), "Content-Length": str(record.size)})
@@ -183,6 +199,35 @@ async def process_object(call: Call) -> Response:
     with body:
         info = await run_in_threadpool(describe, body, record.size)
     return Response(info, media_type="application/json")
+
+
+def head_resolved(call: Call) -> ObjectRecord:
+    """The addressed object; a symlink reads as its target's body with its own metadata."""
+    record = call.storage.head_object(call.bucket_name, call.object_key)
+    return _through_link(record, _target(call, record)) if record.symlink_target is not None else record
+
+
+def open_resolved(call: Call) -> tuple[ObjectRecord, BinaryIO]:
+    """Like :func:`head_resolved`, with the body opened."""
+    record = call.storage.head_object(call.bucket_name, call.object_key)
+    if record.symlink_target is None:
+        return call.storage.open_object(call.bucket_name, call.object_key)
+    _target(call, record)
+    target, body = call.storage.open_object(call.bucket_name, record.symlink_target)
+    return _through_link(record, target), body
+
+
+def _target(call: Call, link: ObjectRecord) -> ObjectRecord:
+    try:
+        return call.storage.head_object(call.bucket_name, link.symlink_target or "")
+    except OssError as error:
+        if error.code == "NoSuchKey":
+            raise OssError("SymlinkTargetNotExist", Key=link.key, Target=link.symlink_target or "") from None
+        raise
+
+
+def _through_link(link: ObjectRecord, target: ObjectRecord) -> ObjectRecord:
+    return dataclasses.replace(target, key=link.key, attrs=link.attrs, object_type="Symlink")
 
 
 def check_conditions(record: ObjectRecord, headers: Mapping[str, str], prefix: str = "") -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
-from . import buckets, multipart, objects, postobject
+from . import append, buckets, multipart, objectacl, objects, postobject, symlinks, tagging
 from .auth import V1_SUBRESOURCES
 from .context import Call
 from .errors import OssError
@@ -31,6 +31,10 @@ _UNDERSTOOD = frozenset(
         "continuation-token",
         "bucketInfo",
         "live",
+        "tagging",
+        "symlink",
+        "append",
+        "position",
     }
     | {name for name in V1_SUBRESOURCES if name.startswith("response-")}
 )
@@ -98,6 +102,10 @@ def _part_copy(call: Call) -> bool:
     return call.has("uploadId") and "x-oss-copy-source" in call.headers
 
 
+def _object_only(call: Call) -> bool:
+    return any(call.has(name) for name in ("tagging", "symlink", "append", "position"))
+
+
 def _always(call: Call) -> bool:
     return True
 
@@ -106,6 +114,8 @@ def _always(call: Call) -> bool:
 # points: "service" (no bucket), "bucket" (no key) or "object"; "*" matches any level or method.
 _RULES: list[tuple[str, str, Callable[[Call], bool], Operation]] = [
     ("service", "GET", _always, Operation("ListBuckets", buckets.list_buckets, OWNER)),
+    # Bucket tagging and the like: same names as object sub-resources, not emulated on buckets.
+    ("bucket", "*", _object_only, Operation("BucketSubresource", _not_emulated, OWNER)),
     ("bucket", "GET", _has("acl"), Operation("GetBucketAcl", buckets.get_bucket_acl, OWNER)),
     ("bucket", "GET", _has("bucketInfo"), Operation("GetBucketInfo", buckets.get_bucket_info, OWNER)),
     ("bucket", "GET", _has("location"), Operation("GetBucketLocation", buckets.get_bucket_location, OWNER)),
@@ -124,13 +134,25 @@ _RULES: list[tuple[str, str, Callable[[Call], bool], Operation]] = [
         Operation("DeleteMultipleObjects", buckets.delete_multiple_objects, WRITE),
     ),
     ("bucket", "POST", _form, Operation("PostObject", postobject.post_object, SELF)),
-    ("object", "*", _has("acl"), Operation("ObjectAcl", _not_emulated, OWNER)),
+    ("object", "GET", _has("acl"), Operation("GetObjectAcl", objectacl.get_object_acl, OWNER)),
+    ("object", "PUT", _has("acl"), Operation("PutObjectAcl", objectacl.put_object_acl, OWNER)),
+    ("object", "GET", _has("tagging"), Operation("GetObjectTagging", tagging.get_object_tagging, READ)),
+    ("object", "PUT", _has("tagging"), Operation("PutObjectTagging", tagging.put_object_tagging, WRITE)),
+    (
+        "object",
+        "DELETE",
+        _has("tagging"),
+        Operation("DeleteObjectTagging", tagging.delete_object_tagging, WRITE),
+    ),
+    ("object", "GET", _has("symlink"), Operation("GetSymlink", symlinks.get_symlink, READ)),
+    ("object", "PUT", _has("symlink"), Operation("PutSymlink", symlinks.put_symlink, WRITE)),
+    ("object", "POST", _has("append"), Operation("AppendObject", append.append_object, WRITE)),
     ("object", "GET", _has("uploadId"), Operation("ListParts", multipart.list_parts, READ)),
     ("object", "GET", _has("x-oss-process"), Operation("ProcessObject", objects.process_object, READ)),
     ("object", "GET", _always, Operation("GetObject", objects.get_object, READ)),
     ("object", "HEAD", _has("objectMeta"), Operation("GetObjectMeta", objects.get_object_meta, READ)),
     ("object", "HEAD", _always, Operation("HeadObject", objects.head_object, READ)),
-    ("object", "PUT", _part_copy, Operation("UploadPartCopy", _not_emulated, WRITE)),
+    ("object", "PUT", _part_copy, Operation("UploadPartCopy", multipart.upload_part_copy, WRITE)),
     ("object", "PUT", _has("uploadId"), Operation("UploadPart", multipart.upload_part, WRITE)),
     ("object", "PUT", _header("x-oss-copy-source"), Operation("CopyObject", objects.copy_object, WRITE)),
     ("object", "PUT", _always, Operation("PutObject", objects.put_object, WRITE)),

@@ -77,10 +77,23 @@ async def _authorize(state: State, call: Call, operation: Operation) -> None:
         return
     if operation.access == OWNER or call.bucket is None:
         raise OssError("AccessDenied", "Anonymous access is forbidden for this operation.")
-    bucket = await run_in_threadpool(call.storage.bucket, call.bucket)
-    if bucket.acl == "public-read-write" or (bucket.acl == "public-read" and operation.access == READ):
+    acl = await run_in_threadpool(_effective_acl, call)
+    if acl == "public-read-write" or (acl == "public-read" and operation.access == READ):
         return
     raise OssError("AccessDenied", "You have no right to access this object because of bucket acl.")
+
+
+def _effective_acl(call: Call) -> str:
+    """The object's own ACL when it has one, else the bucket's."""
+    if call.key is not None:
+        try:
+            record = call.storage.head_object(call.bucket_name, call.key)
+        except OssError:
+            pass
+        else:
+            if record.acl != "default":
+                return record.acl
+    return call.storage.bucket(call.bucket_name).acl
 
 
 def _internal(exc: Exception) -> OssError:
@@ -100,7 +113,7 @@ def _error_response(error: OssError, request: Request, request_id: str, host_id:
             ("EC", error.ec),
         ],
     )
-    headers = {"x-oss-ec": error.ec} if error.ec else {}
+    headers = {**error.headers, **({"x-oss-ec": error.ec} if error.ec else {})}
     if request.method == "HEAD":
         # HEAD answers carry no body; OSS puts the error document, base64-encoded, in x-oss-err.
         headers["x-oss-err"] = base64.b64encode(body).decode()

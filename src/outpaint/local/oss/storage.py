@@ -67,8 +67,11 @@ class ObjectRecord:
     last_modified: int  # whole seconds, OSS's resolution
     attrs: ObjectAttrs
     blob: str
-    object_type: str = "Normal"
+    object_type: str = "Normal"  # or "Appendable", "Multipart", "Symlink"
     storage_class: str = "Standard"
+    acl: str = "default"  # object ACL; "default" follows the bucket's
+    tags: dict[str, str] = field(default_factory=dict)
+    symlink_target: str | None = None  # the key a "Symlink" object points to
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class UploadRecord:
     attrs: ObjectAttrs
     initiated: int
     parts: dict[int, PartRecord] = field(default_factory=dict)
+    acl: str = "default"  # given to the completed object, like its tags
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class BlobWriter:
@@ -240,9 +245,21 @@ class Storage:
         return BlobWriter(self._tmp / uuid.uuid4().hex)
 
     def put_object(
-        self, bucket: str, key: str, writer: BlobWriter, attrs: ObjectAttrs, *, forbid_overwrite: bool
+        self,
+        bucket: str,
+        key: str,
+        writer: BlobWriter,
+        attrs: ObjectAttrs,
+        *,
+        forbid_overwrite: bool,
+        replacing: str | None = None,
+        **extra: Any,
     ) -> tuple[ObjectRecord, ObjectRecord | None]:
-        """Commit a finished writer as ``key``; returns the new record and the one it replaced."""
+        """Commit a finished writer as ``key``; returns the new record and the one it replaced.
+
+        ``extra`` sets further record fields (object type, ACL, tags, symlink target). ``replacing``
+        (a blob id, "" for none) commits only if the current object is still that one, else
+        PositionNotEqualToLength: an append that lost a race."""
         digest = writer.digest
         record = ObjectRecord(
             key=key,
@@ -252,8 +269,25 @@ class Storage:
             last_modified=int(time.time()),
             attrs=attrs,
             blob=uuid.uuid4().hex,
+            **extra,
         )
-        return self._commit(bucket, record, writer.path, forbid_overwrite=forbid_overwrite)
+        return self._commit(
+            bucket, record, writer.path, forbid_overwrite=forbid_overwrite, replacing=replacing
+        )
+
+    def update_object(self, bucket: str, key: str, **changes: Any) -> ObjectRecord:
+        """Change record fields of ``key`` in place (tags, ACL): the body stays as it is."""
+        with self._lock:
+            entry = self._bucket(bucket)
+            current = entry.objects.get(key)
+            if current is None:
+                raise OssError("NoSuchKey", Key=key)
+            record = dataclasses.replace(current, **changes)
+            meta_path = entry.meta_path(key)
+            os.replace(self._stage_json(_encode_object(record)), meta_path)
+            entry.put(record)
+        _fsync_dir(meta_path.parent)
+        return record
 
     def copy_object(
         self,
@@ -263,8 +297,11 @@ class Storage:
         attrs: ObjectAttrs | None,
         *,
         forbid_overwrite: bool,
+        tags: dict[str, str] | None = None,
+        acl: str = "default",
     ) -> tuple[ObjectRecord, ObjectRecord | None]:
-        """Copy ``source`` (bucket, key) to ``key``, keeping its attributes unless ``attrs`` is given."""
+        """Copy ``source`` (bucket, key) to ``key``, keeping its attributes unless ``attrs`` is given
+        and its tags unless ``tags`` is; the copy gets ``acl``, not the source's."""
         staged = self._tmp / uuid.uuid4().hex
         with self._lock:
             src_bucket = self._bucket(source[0])
@@ -283,6 +320,8 @@ class Storage:
             attrs=attrs if attrs is not None else src.attrs,
             blob=uuid.uuid4().hex,
             object_type="Normal",
+            acl=acl,
+            tags=src.tags if tags is None else tags,
         )
         return self._commit(bucket, record, staged, forbid_overwrite=forbid_overwrite)
 
@@ -330,7 +369,13 @@ class Storage:
             return self._bucket(bucket).blob_path(blob)
 
     def _commit(
-        self, bucket: str, record: ObjectRecord, staged: Path, *, forbid_overwrite: bool
+        self,
+        bucket: str,
+        record: ObjectRecord,
+        staged: Path,
+        *,
+        forbid_overwrite: bool,
+        replacing: str | None = None,
     ) -> tuple[ObjectRecord, ObjectRecord | None]:
         record_tmp = self._stage_json(_encode_object(record))
         try:
@@ -339,6 +384,9 @@ class Storage:
                 # Checked under the lock that also covers the rename: exactly one concurrent create wins.
                 if forbid_overwrite and record.key in entry.objects:
                     raise OssError("FileAlreadyExists", Key=record.key)
+                current = entry.objects.get(record.key)
+                if replacing is not None and replacing != (current.blob if current else ""):
+                    raise OssError("PositionNotEqualToLength")
                 blob_path = entry.blob_path(record.blob)
                 blob_path.parent.mkdir(exist_ok=True)
                 os.replace(staged, blob_path)
@@ -359,9 +407,21 @@ class Storage:
 
     # -- multipart uploads -----------------------------------------------------------------------
 
-    def create_upload(self, bucket: str, key: str, attrs: ObjectAttrs) -> UploadRecord:
+    def create_upload(
+        self,
+        bucket: str,
+        key: str,
+        attrs: ObjectAttrs,
+        acl: str = "default",
+        tags: dict[str, str] | None = None,
+    ) -> UploadRecord:
         upload = UploadRecord(
-            upload_id=uuid.uuid4().hex.upper(), key=key, attrs=attrs, initiated=int(time.time())
+            upload_id=uuid.uuid4().hex.upper(),
+            key=key,
+            attrs=attrs,
+            initiated=int(time.time()),
+            acl=acl,
+            tags=tags or {},
         )
         with self._lock:
             entry = self._bucket(bucket)
@@ -448,6 +508,8 @@ class Storage:
             attrs=upload.attrs,
             blob=uuid.uuid4().hex,
             object_type="Multipart",
+            acl=upload.acl,
+            tags=upload.tags,
         )
         result = self._commit(bucket, record, writer.path, forbid_overwrite=forbid_overwrite)
         self._drop_upload(bucket, upload_id)
