@@ -35,8 +35,37 @@ FILES = [
     "test_chinese.py",
 ]
 
+_NO_RESTORE = "archive storage classes and RestoreObject are not emulated"
+_NO_OSS2_SIGNATURE = "signature V2 (OSS2) is not emulated"
+_REAL_ENDPOINT = "hard-codes a real OSS endpoint (oss-cn-shanghai.aliyuncs.com)"
+_NETWORK_LATENCY = "expects a 1 ms timeout to expire, which needs a network slower than loopback"
+_NO_EXAMPLE_JPG = "needs tests/example.jpg, which the oss2 source distribution does not ship"
+
 # Tests left out of the count, with why: they need something outside object storage proper.
-EXCLUDED: dict[str, str] = {}
+EXCLUDED: dict[str, str] = {
+    "test_object.py::TestObject::test_restore_object": _NO_RESTORE,
+    "test_object.py::TestObject::test_restore_object_with_config": _NO_RESTORE,
+    "test_object.py::TestObject::test_restore_object_with_wrong_request": _NO_RESTORE,
+    "test_object.py::TestObject::test_restore_archive_object_with_job_parameters": _NO_RESTORE,
+    "test_object.py::TestObject::test_list_objects": _NO_RESTORE,
+    "test_list_objects_v2.py::TestIteratorV2::test_normal_list_objects_restore_info": _NO_RESTORE,
+    "test_object.py::TestObject::test_process_object": _NO_EXAMPLE_JPG,
+    "test_object.py::TestObject::test_put_object_with_sign_url": _NO_EXAMPLE_JPG,
+    "test_object.py::TestObject::test_async_process_object": "x-oss-async-process is not emulated",
+    "test_object.py::TestObject::test_sign_url_with_callback": "upload callbacks are not emulated",
+    "test_object.py::TestObject::test_timeout": _NETWORK_LATENCY,
+    "test_object.py::TestObject::test_default_timeout": _NETWORK_LATENCY,
+    "test_iterator.py::TestIterator::test_live_channel_iterator": "live channels (RTMP) are not emulated",
+    "test_multipart.py::TestMultipart::test_multipart_sequential": _REAL_ENDPOINT,
+    "test_upload.py::TestUpload::test_upload_sequenial": _REAL_ENDPOINT,
+    "test_sign.py::TestSign::test_sign_v4_additional_headers": (
+        "sends a GET declaring Content-Length: 9 without a body on a kept-alive connection; the"
+        " emulator's HTTP server (uvicorn) then reads the next request as that body"
+    ),
+    "test_sign.py::TestSign::test_sign_v2_additional_headers": _NO_OSS2_SIGNATURE,
+    "test_sign.py::TestSign::test_sign_v2_x_oss_date": _NO_OSS2_SIGNATURE,
+    "test_sign.py::TestSign::test_sign_v2_x_oss_date_url": _NO_OSS2_SIGNATURE,
+}
 
 
 def fetch_tests(work: Path) -> Path:
@@ -69,13 +98,15 @@ def run(root: Path, auth_version: str, report: Path, select: str | None) -> None
     ):
         env = dict(
             os.environ,
+            PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
             OSS_TEST_ACCESS_KEY_ID=AK,
             OSS_TEST_ACCESS_KEY_SECRET=SK,
             OSS_TEST_ENDPOINT=emu.endpoint,
             OSS_TEST_REGION=REGION,
             OSS_TEST_AUTH_VERSION=auth_version,
         )
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=120"]
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "oss2_suite_plugin"]
+        command += ["--timeout=120"]
         command += ["--junitxml", str(report), *(["-k", select] if select else [])]
         command += [f"tests/{name}" for name in FILES]
         subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL, check=False)

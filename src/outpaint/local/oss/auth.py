@@ -210,7 +210,7 @@ class Verifier:
         signed_at = _parse_v4_stamp(stamp)
         if signed_at is None:
             raise OssError("AccessDenied", "The request must contain a valid x-oss-date header.")
-        access_key_id, scope = self._v4_scope(fields["Credential"], stamp)
+        access_key_id, scope = self._v4_scope(fields["Credential"], stamp, in_header=True)
         credential = self._credential(access_key_id, request.headers.get("x-oss-security-token"))
         self._check_skew(signed_at)
         additional = [h for h in fields.get("AdditionalHeaders", "").lower().split(";") if h]
@@ -254,7 +254,7 @@ class Verifier:
         )
         return access_key_id
 
-    def _v4_scope(self, credential_field: str, stamp: str) -> tuple[str, str]:
+    def _v4_scope(self, credential_field: str, stamp: str, in_header: bool = False) -> tuple[str, str]:
         """Split ``<ak>/<date>/<region>/oss/aliyun_v4_request`` and check it against this emulator."""
         parts = credential_field.rsplit("/", 4)
         if len(parts) != 5 or parts[3] != "oss" or parts[4] != "aliyun_v4_request":
@@ -265,12 +265,13 @@ class Verifier:
         if day != stamp[:8]:
             raise OssError("InvalidArgument", "The date in Credential does not match x-oss-date.")
         if region != self.region:
+            # OSS's own wording, which differs between the header and the presigned URL.
+            if in_header:
+                message, ec = "Invalid signing region in Authorization header.", EC_SIGNING_REGION
+            else:
+                message, ec = "The signing region in credential is invalid.", None
             raise OssError(
-                "InvalidArgument",
-                "Invalid signing region in Authorization header.",
-                ec=EC_SIGNING_REGION,
-                SigningRegion=region,
-                ExpectedRegion=self.region,
+                "InvalidArgument", message, ec=ec, SigningRegion=region, ExpectedRegion=self.region
             )
         return access_key_id, "/".join(parts[1:])
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from . import xmlio
+from . import compression, xmlio
 from .context import Call
 from .errors import OssError
 from .objectacl import header_acl
@@ -105,8 +105,8 @@ async def copy_object(call: Call) -> Response:
         return Response(status_code=304, headers={"ETag": quoted_etag(src.etag)})
     # REPLACE without a Content-Type keeps the source's, as OSS does.
     attrs = attrs_from(call.headers, src.attrs.content_type) if directive == "REPLACE" else None
-    tagging = call.headers.get("x-oss-tagging-directive", "Copy")
-    if tagging not in ("Copy", "Replace"):
+    tagging = call.headers.get("x-oss-tagging-directive", "COPY").upper()
+    if tagging not in ("COPY", "REPLACE"):
         raise OssError("InvalidArgument", "x-oss-tagging-directive must be Copy or Replace.")
     record, previous = await run_in_threadpool(
         partial(
@@ -116,7 +116,7 @@ async def copy_object(call: Call) -> Response:
             call.object_key,
             attrs,
             forbid_overwrite=forbid,
-            tags=(header_tags(call) or {}) if tagging == "Replace" else None,
+            tags=(header_tags(call) or {}) if tagging == "REPLACE" else None,
             acl=header_acl(call),
         )
     )
@@ -158,8 +158,15 @@ async def get_object(call: Call) -> Response:
     else:
         first, length, status = span[0], span[1] - span[0] + 1, 206
         headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{record.size}"
+    stream = _read(body, first, length)
+    stored_encoding = record.attrs.headers.get("content-encoding")
+    if span is None and compression.wanted(
+        call.headers.get("accept-encoding", ""), record.attrs.content_type, record.size, stored_encoding
+    ):
+        headers["Content-Encoding"] = "gzip"
+        return StreamingResponse(compression.gzipped(stream), status_code=status, headers=headers)
     headers["Content-Length"] = str(length)
-    return StreamingResponse(_read(body, first, length), status_code=status, headers=headers)
+    return StreamingResponse(stream, status_code=status, headers=headers)
 
 
 async def head_object(call: Call) -> Response:

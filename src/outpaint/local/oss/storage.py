@@ -416,7 +416,7 @@ class Storage:
         tags: dict[str, str] | None = None,
     ) -> UploadRecord:
         upload = UploadRecord(
-            upload_id=uuid.uuid4().hex.upper(),
+            upload_id=_upload_id(),
             key=key,
             attrs=attrs,
             initiated=int(time.time()),
@@ -438,10 +438,10 @@ class Storage:
             return dataclasses.replace(upload, parts=dict(upload.parts))
 
     def uploads(self, bucket: str) -> list[UploadRecord]:
-        """In-progress uploads ordered by key, then initiation time."""
+        """In-progress uploads ordered by key, then upload id (which orders by initiation)."""
         with self._lock:
             uploads = list(self._bucket(bucket).uploads.values())
-        return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
+        return sorted(uploads, key=lambda u: (u.key, u.upload_id))
 
     def put_part(self, bucket: str, key: str, upload_id: str, number: int, writer: BlobWriter) -> PartRecord:
         """Commit a finished writer as part ``number`` (replacing an earlier upload of that part)."""
@@ -569,6 +569,11 @@ def _select_parts(upload: UploadRecord, requested: list[tuple[int, str]] | None)
         if part.size < MIN_PART_SIZE:
             raise OssError("EntityTooSmall", PartNumber=str(part.number), MinSizeAllowed=str(MIN_PART_SIZE))
     return parts
+
+
+def _upload_id() -> str:
+    """32 uppercase hex digits that sort by creation time, as OSS's do (its listings rely on it)."""
+    return f"{time.time_ns():016X}{uuid.uuid4().hex[:16].upper()}"
 
 
 def _encode_object(record: ObjectRecord) -> dict[str, Any]:

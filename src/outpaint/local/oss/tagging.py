@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,7 @@ MAX_TAGS = 10
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
 _MAX_BODY = 64 * 1024
+_TAG_TEXT = re.compile(r"[\w\s+\-=.:/@]*")
 
 
 def header_tags(call: Call) -> dict[str, str] | None:
@@ -47,6 +49,10 @@ def checked(pairs: list[tuple[str, str]]) -> dict[str, str]:
                 "InvalidTag",
                 f"Tag keys must have 1 to {MAX_TAG_KEY} characters and values at most {MAX_TAG_VALUE}.",
                 TagKey=key,
+            )
+        if not (_TAG_TEXT.fullmatch(key) and _TAG_TEXT.fullmatch(value)):
+            raise OssError(
+                "InvalidTag", "Tags may hold letters, digits, spaces and + - = . _ : / @ only.", TagKey=key
             )
     return tags
 
