@@ -167,3 +167,15 @@ def test_v2_copier_copies_a_large_object_by_parts(client):
     assert got == body
     tags = client.get_object_tagging(oss.GetObjectTaggingRequest(bucket=BUCKET, key="dst"))
     assert [(t.key, t.value) for t in tags.tag_set.tags] == [("k", "v")]
+
+
+@pytest.mark.parametrize("tags", ["%@abc=1", "k=%25abc", "k=" + "v" * 257, "k" * 129 + "=v"])
+def test_tags_outside_oss_rules_are_refused(bucket, tags):
+    assert (
+        error_of(lambda: bucket.put_object("t", b"1", headers={"x-oss-tagging": tags})).code == "InvalidTag"
+    )
+
+
+def test_tags_may_be_chinese_with_punctuation(bucket):
+    bucket.put_object("t", b"1", headers=tags_header(**{"项目": "a+b=c.d_e:f/g@h i"}))
+    assert bucket.get_object_tagging("t").tag_set.tagging_rule == {"项目": "a+b=c.d_e:f/g@h i"}

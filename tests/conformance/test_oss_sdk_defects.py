@@ -135,3 +135,53 @@ def test_methods_outside_the_protocol_are_oss_errors(emulator):
     response = httpx.request("PATCH", f"{emulator.endpoint}/{BUCKET}/k")
     assert response.status_code == 405
     assert "<Code>MethodNotAllowed</Code>" in response.text
+
+
+def test_uploads_of_one_key_list_in_initiation_order(bucket):
+    ids = [bucket.init_multipart_upload("k").upload_id for _ in range(5)]
+    assert ids == sorted(ids)  # OSS's ids sort by time; oss2's own tests rely on it
+    assert [u.upload_id for u in oss2.MultipartUploadIterator(bucket, max_uploads=2)] == ids
+
+
+def test_text_is_gzipped_for_clients_that_ask(bucket):
+    body = b"line of text\n" * 200
+    bucket.put_object("notes.txt", body, headers={"Content-Type": "text/plain"})
+    result = bucket.get_object("notes.txt", headers={"Accept-Encoding": "gzip"})
+    assert result.read() == body  # decompressed by the HTTP client; oss2 checked the CRC of the whole
+    assert result.headers["Content-Encoding"] == "gzip"
+    assert result.headers["Transfer-Encoding"] == "chunked"
+    assert result.content_length is None
+    plain = bucket.get_object("notes.txt", headers={"Accept-Encoding": "identity"})
+    assert plain.content_length == len(body)
+    ranged = bucket.get_object("notes.txt", byte_range=(0, 9), headers={"Accept-Encoding": "gzip"})
+    assert (ranged.read(), "Content-Encoding" in ranged.headers) == (body[:10], False)
+    bucket.put_object("small.txt", b"short", headers={"Content-Type": "text/plain"})
+    small = bucket.get_object("small.txt", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in small.headers  # below 1 KB OSS sends it as it is
+
+
+def test_presigned_url_with_a_wrong_region_says_so(emulator):
+    signer = oss2.Bucket(oss2.AuthV4(AK, SK), emulator.endpoint, BUCKET, region="cn-shanghai")
+    response = httpx.get(signer.sign_url("GET", "k", 60))
+    assert response.status_code == 400
+    assert "<Message>The signing region in credential is invalid.</Message>" in response.text
+
+
+def test_encryption_and_storage_class_round_trip_or_are_refused(bucket):
+    aes = {"x-oss-server-side-encryption": "AES256"}
+    assert bucket.put_object("enc", b"x", headers=aes).headers["x-oss-server-side-encryption"] == "AES256"
+    assert bucket.head_object("enc").headers["x-oss-server-side-encryption"] == "AES256"
+    kms = {"x-oss-server-side-encryption": "KMS"}
+    assert error_of(lambda: bucket.put_object("kms", b"x", headers=kms)).code == "NotImplemented"
+    wrong = {"x-oss-server-side-encryption": "ROT13"}
+    assert error_of(lambda: bucket.put_object("bad", b"x", headers=wrong)).code == "InvalidArgument"
+    archive = {"x-oss-storage-class": "Archive"}
+    assert error_of(lambda: bucket.put_object("cold", b"x", headers=archive)).code == "NotImplemented"
+    assert not bucket.object_exists("cold")
+
+
+def test_bucket_with_another_storage_class_is_refused(emulator):
+    cold = v1_bucket(emulator, "cold-bucket")
+    config = oss2.models.BucketCreateConfig(oss2.BUCKET_STORAGE_CLASS_ARCHIVE)
+    assert error_of(lambda: cold.create_bucket(input=config)).code == "NotImplemented"
+    v1_bucket(emulator, "warm-bucket").create_bucket(input=oss2.models.BucketCreateConfig("Standard"))

@@ -46,7 +46,13 @@ def encoder(call: Call) -> Callable[[str], str]:
 
 async def put_bucket(call: Call) -> Response:
     acl = _acl(call)
-    await call.read_body(_MAX_XML_BODY)  # CreateBucketConfiguration: storage class etc. are not emulated
+    body = await call.read_body(_MAX_XML_BODY)
+    if body.strip():
+        storage_class = xmlio.text(xmlio.parse(body), "StorageClass", "Standard")
+        if storage_class != "Standard":
+            raise OssError(
+                "NotImplemented", f"Storage class {storage_class} is not emulated (only Standard)."
+            )
     await run_in_threadpool(partial(call.storage.create_bucket, call.bucket_name, acl))
     return Response(headers={"Location": f"/{call.bucket_name}"})
 

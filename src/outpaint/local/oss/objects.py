@@ -21,7 +21,14 @@ from .storage import ObjectAttrs, ObjectRecord
 from .tagging import header_tags
 from .wire import http_date, iso_time, parse_http_date, quoted_etag
 
-STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
+STORED_HEADERS = (
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+    "x-oss-server-side-encryption",  # AES256 only: it round-trips; the data is not really encrypted
+)
 MAX_USER_META_BYTES = 8 * 1024
 _READ_CHUNK = 1 << 20
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -37,6 +44,7 @@ _RESPONSE_OVERRIDES = {
 
 def attrs_from(headers: Mapping[str, str], default_type: str = "application/octet-stream") -> ObjectAttrs:
     """Content-Type (``default_type`` when absent), ``x-oss-meta-*`` and the other stored headers."""
+    _refuse_unemulated(headers)
     user_meta = {name: value for name, value in headers.items() if name.startswith("x-oss-meta-")}
     if sum(len(name) + len(value) for name, value in user_meta.items()) > MAX_USER_META_BYTES:
         raise OssError("InvalidArgument", "User metadata must not exceed 8 KB in total.")
@@ -45,6 +53,26 @@ def attrs_from(headers: Mapping[str, str], default_type: str = "application/octe
         user_meta=user_meta,
         headers={name: headers[name] for name in STORED_HEADERS if name in headers},
     )
+
+
+def _refuse_unemulated(headers: Mapping[str, str]) -> None:
+    """Storage classes other than Standard and KMS/SM4 encryption are refused, not silently dropped."""
+    storage_class = headers.get("x-oss-storage-class", "Standard")
+    if storage_class != "Standard":
+        raise OssError(
+            "NotImplemented", f"x-oss-storage-class {storage_class} is not emulated (only Standard)."
+        )
+    encryption = headers.get("x-oss-server-side-encryption", "AES256")
+    if encryption in ("KMS", "SM4"):
+        raise OssError(
+            "NotImplemented", f"x-oss-server-side-encryption {encryption} is not emulated (only AES256)."
+        )
+    if encryption != "AES256":
+        raise OssError(
+            "InvalidArgument",
+            "x-oss-server-side-encryption must be AES256, KMS or SM4.",
+            ArgumentName="x-oss-server-side-encryption",
+        )
 
 
 def object_headers(record: ObjectRecord) -> dict[str, str]:
@@ -69,8 +97,13 @@ def content_md5(etag: str) -> str:
 
 
 def write_result(record: ObjectRecord) -> dict[str, str]:
-    """Headers of a successful write: ETag and CRC-64 (which the SDKs compare with their own)."""
-    return {"ETag": quoted_etag(record.etag), "x-oss-hash-crc64ecma": str(record.crc64)}
+    """Headers of a successful write: ETag, CRC-64 (which the SDKs compare with their own), encryption."""
+    encryption = record.attrs.headers.get("x-oss-server-side-encryption")
+    return {
+        "ETag": quoted_etag(record.etag),
+        "x-oss-hash-crc64ecma": str(record.crc64),
+        **({"x-oss-server-side-encryption": encryption} if encryption else {}),
+    }
 
 
 async def put_object(call: Call) -> Response:
