@@ -304,13 +304,13 @@ def test_status_and_jobs_show_text_and_json(env, stack, capsys):
     assert report["oldest_queued"]["key"] == "inbox/b/000.jpg"
     assert report["poller"]["lease"] == "free"
     [failure] = report["recent_failures"]
-    assert (failure["state"], failure["code"]) == ("REJECTED", "image.unreadable")
+    assert (failure["state"], failure["code"]) == ("REJECTED", "source.not_an_image")
     assert failure["key"] == "inbox/broken.jpg"
     assert status == 0
     assert "in flight: 0 of 5 (max_concurrent_tasks)" in text
     assert "oldest created" in text
     assert "(inbox/b/000.jpg)" in text
-    assert "REJECTED image.unreadable  inbox/broken.jpg" in text
+    assert "REJECTED source.not_an_image  inbox/broken.jpg" in text
 
     [done] = run_json(capsys, "jobs", "show", "inbox/a/000.jpg")
     by_id = run_json(capsys, "jobs", "show", done["job_id"])
