@@ -4,6 +4,7 @@
     python deploy/render.py policies [--example]                the roles' RAM policies, filled in
     python deploy/render.py plan [--example] [--preview FILE]   what `make deploy` creates or updates
     python deploy/render.py removal [--example] [--preview FILE] what `make remove` deletes (or refuses)
+    python deploy/render.py var NAME [--example] [--preview FILE] one rendered s.yaml vars entry
 
 ``s.yaml`` variables are resolved the way Serverless Devs does it: ``${vars.x}``,
 ``${env('X')}`` / ``${env('X', 'default')}``, and ``${config('AccountID')}`` from
@@ -362,35 +363,44 @@ def load_preview(path: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("template", "policies", "plan", "removal"):
+    for name in ("template", "policies", "plan", "removal", "var"):
         p = sub.add_parser(name)
         p.add_argument("--example", action="store_true", help="use placeholder values, not the environment")
         if name == "template":
             p.add_argument("--out", type=Path, help="write here instead of stdout")
-        if name in ("plan", "removal"):
+        else:
             p.add_argument("--preview", type=Path, help="`s preview -o json` output to read (- for stdin)")
+        if name == "var":
+            p.add_argument("name", help="an s.yaml vars entry, printed rendered")
     args = parser.parse_args(argv)
     env = dict(EXAMPLE_ENV) if args.example else dict(os.environ)
     try:
-        if args.command == "template":
-            text = dump_template(render_template(env))
-            if args.out:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(text, encoding="utf-8")
-            else:
-                sys.stdout.write(text)
-            return 0
-        rendered = load_preview(args.preview) if getattr(args, "preview", None) else render_s_yaml(env)
-        if args.command == "policies":
-            for role in roles(rendered).values():
-                sys.stdout.write(f"# {role['name']}\n{json.dumps(role_policy(role), indent=2)}\n")
-        else:
-            lines = deploy_plan(rendered) if args.command == "plan" else removal_plan(rendered)
-            sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.write(_run(args, env))
     except RenderError as exc:
         print(f"render.py: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """The output of one command (or writes template.yaml to --out and returns nothing)."""
+    if args.command == "template":
+        text = dump_template(render_template(env))
+        if not args.out:
+            return text
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        return ""
+    rendered = load_preview(args.preview) if args.preview else render_s_yaml(env)
+    if args.command == "var":
+        if args.name not in rendered["vars"]:
+            raise RenderError(f"s.yaml has no vars.{args.name}")
+        return f"{rendered['vars'][args.name]}\n"
+    if args.command == "policies":
+        documents = {r["name"]: json.dumps(role_policy(r), indent=2) for r in roles(rendered).values()}
+        return "".join(f"# {name}\n{document}\n" for name, document in documents.items())
+    lines = deploy_plan(rendered) if args.command == "plan" else removal_plan(rendered)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
