@@ -136,7 +136,21 @@ def function_role(rendered: Mapping[str, Any], resource_id: str) -> dict[str, An
 # --- Funcraft template --------------------------------------------------------------------------
 
 
-def _function(props: Mapping[str, Any]) -> dict[str, Any]:
+_FC3_FUNCTION_ARN = re.compile(r"acs:fc:(?P<region>[^:]*):(?P<account>[^:]*):functions/(?P<name>[^/]+)")
+
+
+def _funcraft_destination(arn: str, services: Mapping[str, str]) -> str:
+    """An FC 3.0 function ARN in the FC 2.0 form (``services/<s>/functions/<f>``); other ARNs as they are."""
+    match = _FC3_FUNCTION_ARN.fullmatch(arn)
+    if match is None or match["name"] not in services:
+        return arn
+    return (
+        f"acs:fc:{match['region']}:{match['account']}:services/{services[match['name']]}"
+        f"/functions/{match['name']}"
+    )
+
+
+def _function(props: Mapping[str, Any], services: Mapping[str, str]) -> dict[str, Any]:
     lifecycle = props.get("instanceLifecycleConfig", {}).get("initializer")
     properties: dict[str, Any] = {
         "Description": props["description"],
@@ -162,7 +176,7 @@ def _function(props: Mapping[str, Any]) -> dict[str, Any]:
         }
         failure = async_config.get("destinationConfig", {}).get("onFailure", {}).get("destination")
         if failure:
-            funcraft_async["Destination"] = {"OnFailure": failure}
+            funcraft_async["Destination"] = {"OnFailure": _funcraft_destination(failure, services)}
         properties["AsyncConfiguration"] = funcraft_async
     return properties
 
@@ -205,6 +219,7 @@ def render_template(env: Mapping[str, str]) -> dict[str, Any]:
     rendered = render_s_yaml(env)
     variables = rendered["vars"]
     resources: dict[str, Any] = {}
+    services = {p["functionName"]: service_name(rid) for rid, p in functions(rendered).items()}
     for resource_id, props in functions(rendered).items():
         service: dict[str, Any] = {
             "Type": "Aliyun::Serverless::Service",
@@ -223,7 +238,7 @@ def render_template(env: Mapping[str, str]) -> dict[str, Any]:
             },
             props["functionName"]: {
                 "Type": "Aliyun::Serverless::Function",
-                "Properties": _function(props),
+                "Properties": _function(props, services),
                 "Events": _events(props),
             },
         }

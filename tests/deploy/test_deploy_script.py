@@ -95,7 +95,7 @@ def test_dry_run_prints_every_role_function_and_trigger_without_credentials(
         name, handler, memory = props["functionName"], props["handler"], props["memorySize"]
         assert f"function {name}: python3.12 {handler}, {memory} MB" in out
         assert f"timeout {props['timeout']} s" in out
-        for trigger in props["triggers"]:
+        for trigger in props.get("triggers", []):
             assert f"trigger {trigger['triggerName']} ({trigger['triggerType']})" in out
             if trigger["triggerType"] == "oss":
                 key = trigger["triggerConfig"]["filter"]["key"]
@@ -136,7 +136,7 @@ def test_removal_plan_is_every_function_and_role_and_never_the_bucket(render: An
     functions, roles = render.functions(rendered), render.roles(rendered)
     assert len(plan) == len(functions) + len(roles) + 1
     for props in functions.values():
-        triggers = ", ".join(t["triggerName"] for t in props["triggers"])
+        triggers = ", ".join(t["triggerName"] for t in props.get("triggers", [])) or "none"
         assert f"function {props['functionName']} with its triggers ({triggers}) and async config" in plan
     for props in roles.values():
         assert f"role {props['name']} with its policy {props['name']}" in plan

@@ -19,22 +19,14 @@ POLLER = {
     ("oss:ListObjects", "bucket?state"),
     ("log:PostLogStoreLogs", "logstore"),
 }
-STATE = {
-    ("oss:GetObject", "state"),
-    ("oss:PutObject", "state"),
-    ("oss:DeleteObject", "state"),
-    ("oss:ListObjects", "bucket?state"),
-    ("log:PostLogStoreLogs", "logstore"),
-}
 # s.yaml `ram` resource id -> what its one policy may grant.
 ALLOWED = {
     # on-upload also runs the poller when its lease is free (OUTPAINT_UPLOAD_POLLS), so that results
     # land seconds after the task ends instead of at the next timer tick: it needs the poller's rights.
-    # FC delivers its exhausted events to the failure destination with this role.
-    "upload-role": POLLER
-    | {("mns:SendMessage", "dead-letter-queue"), ("fc:InvokeFunction", "dead-letter-function")},
+    # FC invokes its on-failure destination (the dead-letter function) with this role.
+    "upload-role": POLLER | {("fc:InvokeFunction", "dead-letter-function")},
     "tick-role": POLLER,
-    "dead-letter-role": STATE,
+    "dead-letter-role": {("oss:PutObject", "dead-letters"), ("log:PostLogStoreLogs", "logstore")},
     "trigger-role": {("fc:InvokeFunction", "upload-function")},
 }
 TRUSTED = {
@@ -55,6 +47,9 @@ def classify(resource: str, condition: dict[str, Any] | None, ctx: dict[str, str
     assert resource != "*", "unscoped resource"
     assert not resource.endswith(":*"), f"unscoped resource {resource!r}"
     bucket = f"acs:oss:*:*:{ctx['bucket']}"
+    if resource == f"{bucket}/{ctx['state_prefix']}dead-letters/*":
+        assert condition is None
+        return "dead-letters"
     for name in ("input", "output", "state"):
         if resource == f"{bucket}/{ctx[name + '_prefix']}*":
             assert condition is None
@@ -66,9 +61,10 @@ def classify(resource: str, condition: dict[str, Any] | None, ctx: dict[str, str
     region = ctx["region"]
     if resource == f"acs:log:{region}:*:project/{ctx['log_project']}/logstore/{ctx['log_store']}":
         return "logstore"
-    if resource == f"acs:mns:{region}:*:/queues/{ctx['dead_letter_queue']}/messages":
-        return "dead-letter-queue"
-    if resource == f"acs:fc:{region}:*:functions/{ctx['dead_letter_function']}":
+    if resource in (
+        f"acs:fc:{region}:*:functions/{ctx['dead_letter_function']}",
+        f"acs:fc:{region}:*:services/outpaint-dead-letter/functions/{ctx['dead_letter_function']}",
+    ):
         return "dead-letter-function"
     if resource in (
         f"acs:fc:{region}:*:functions/{ctx['upload_function']}",
