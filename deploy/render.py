@@ -318,11 +318,12 @@ def deploy_plan(rendered: Mapping[str, Any]) -> list[str]:
         lines.append(f"role {role['name']} (trusted by {role['service']}), policy {policy['name']}:")
         lines += _statement_lines(role_policy(role))
     for props in functions(rendered).values():
-        concurrency = props.get("concurrencyConfig", {}).get("reservedConcurrency", "unreserved")
+        reserved = props.get("concurrencyConfig", {}).get("reservedConcurrency")
+        concurrency = "no reserved concurrency" if reserved is None else f"reserved concurrency {reserved}"
         lines.append(
             f"function {props['functionName']}: {props['runtime']} {props['handler']}, "
             f"{props['memorySize']} MB, {props.get('cpu', '?')} vCPU, timeout {props['timeout']} s, "
-            f"reserved concurrency {concurrency}, role {props['role'].rsplit('/', 1)[-1]}"
+            f"{concurrency}, role {props['role'].rsplit('/', 1)[-1]}"
         )
         async_config = props.get("asyncInvokeConfig", {})
         if async_config:
