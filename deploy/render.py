@@ -370,7 +370,7 @@ def removal_plan(rendered: Mapping[str, Any]) -> list[str]:
 
 def load_preview(path: Path) -> dict[str, Any]:
     """`s preview -o json` output (a warning line may come before the JSON)."""
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
     if "{" not in text:
         raise RenderError(f"{path}: no JSON in the s preview output")
     return json.loads(text[text.index("{") :])
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "template":
             p.add_argument("--out", type=Path, help="write here instead of stdout")
         else:
-            p.add_argument("--preview", type=Path, help="`s preview -o json` output to read (- for stdin)")
+            p.add_argument("--preview", type=Path, help="`s preview -o json` output to read")
         if name == "var":
             p.add_argument("name", help="an s.yaml vars entry, printed rendered")
     args = parser.parse_args(argv)

@@ -153,3 +153,49 @@ def test_removal_refuses_a_resource_that_could_touch_the_bucket(render: Any, com
     rendered["resources"]["bucket"] = {"component": component, "props": {"bucket": "my-outpaint-bucket"}}
     with pytest.raises(render.RenderError, match=f"bucket: component '{component}' is not one"):
         render.removal_plan(rendered)
+
+
+# --- the real remove path, with a recording `s` (no npm on PATH, so the script takes `s` from PATH) --
+
+S_STUB = """#!/bin/bash
+# preview: the real s CLI; any other command: recorded with the variables fc3 would see, never run.
+if [[ "$1" == "preview" ]]; then exec "{real_s}" "$@"; fi
+echo "$* | FC_GENERATE_PROJECT_NAME=${{FC_GENERATE_PROJECT_NAME:-}}" >> "{log}"
+"""
+
+
+@pytest.mark.deploy_tools
+def test_remove_runs_s_remove_after_listing_and_builds_nothing(tools_bin: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "mktemp", "rm", "sed", "env", "node"):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    log = tmp_path / "s-calls.txt"
+    stub = bin_dir / "s"
+    stub.write_text(S_STUB.format(real_s=tools_bin / "s", log=log), encoding="utf-8")
+    stub.chmod(0o755)
+    env = {k: v for k, v in REQUIRED.items() if k != "DASHSCOPE_API_KEY"}
+    env["HOME"] = str(tmp_path / "home")
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "remove"],
+        capture_output=True,
+        text=True,
+        cwd=DEPLOY.parent,
+        env={"PATH": str(bin_dir), "NO_COLOR": "1", **env},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = log.read_text(encoding="utf-8").splitlines()
+    assert calls[0].startswith("config add --access outpaint-deploy --AccessKeyID test-id ")
+    assert calls[1:] == ["remove -y -t s.yaml -a outpaint-deploy | FC_GENERATE_PROJECT_NAME="]
+    assert "role outpaint-on-upload with its policy outpaint-on-upload" in proc.stdout
+    assert "bucket test-bucket and its objects are untouched" in proc.stdout
+    assert "test-secret" not in proc.stdout + proc.stderr
+
+
+def test_render_var_prints_one_rendered_value(render: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert render.main(["var", "log_project", "--example"]) == 0
+    assert capsys.readouterr().out == "outpaint-logs\n"
+    assert render.main(["var", "no_such_var", "--example"]) == 2
+    assert "s.yaml has no vars.no_such_var" in capsys.readouterr().err
