@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -66,18 +65,19 @@ class DeadLetters:
         """Keys of the dead letters waiting (one LIST)."""
         return [k for k in self.storage.list_keys(self.layout.dead_letters_prefix) if k.endswith(".json")]
 
-    def entries(self) -> Iterator[tuple[str, DeadLetter | None]]:
-        """Each waiting dead letter, oldest first; None for one that cannot be read (kept, never guessed)."""
+    def entries(self, keys: list[str] | None = None) -> list[tuple[str, DeadLetter | None]]:
+        """The dead letters at ``keys`` (default: all waiting), oldest first; None for one that cannot
+        be read (kept as it is, never guessed at); one gone meanwhile is left out."""
         found: list[tuple[str, DeadLetter | None]] = []
-        for key in self.keys():
+        for key in self.keys() if keys is None else keys:
             try:
                 found.append((key, DeadLetter.model_validate_json(self.storage.get_bytes(key))))
             except NotFound:
-                continue  # discarded meanwhile
+                continue
             except ValidationError:
                 found.append((key, None))
         found.sort(key=lambda item: item[1].received_at if item[1] else 0.0)
-        yield from found
+        return found
 
     def discard(self, key: str) -> None:
         """Remove a dead letter once its objects went through intake."""
