@@ -199,3 +199,12 @@ def test_render_var_prints_one_rendered_value(render: Any, capsys: pytest.Captur
     assert capsys.readouterr().out == "outpaint-logs\n"
     assert render.main(["var", "no_such_var", "--example"]) == 2
     assert "s.yaml has no vars.no_such_var" in capsys.readouterr().err
+
+
+def test_docs_show_the_current_plans_of_the_default_settings(render: Any) -> None:
+    docs = (DEPLOY.parent / "docs" / "deploy.md").read_text(encoding="utf-8")
+    # As the dry run prints them: s preview leaves ${config('AccountID')} as is without an access.
+    env = {k: v for k, v in render.EXAMPLE_ENV.items() if k != render.ACCOUNT_ID_ENV}
+    rendered = render.render_s_yaml(env)
+    for line in render.deploy_plan(rendered) + render.removal_plan(rendered):
+        assert f"\n  {line}\n" in docs, f"docs/deploy.md lacks the plan line {line!r}"
