@@ -16,12 +16,17 @@ if TYPE_CHECKING:
     from outpaint.app import Pipeline
     from outpaint.checkpoints import Checkpoints
     from outpaint.config import Settings
+    from outpaint.deadletters import DeadLetters
     from outpaint.lease import LeaseStore
     from outpaint.oss import Credentials
     from outpaint.store import JobStore
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit 2, like argparse's own refusals)."""
 
 
 class OpsError(OutpaintError):
@@ -63,6 +68,13 @@ class Ops:
         from outpaint.lease import LeaseStore
 
         return LeaseStore(self.store.storage, self.settings.state_prefix)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        """Upload events FC gave up on (no DashScope key needed)."""
+        from outpaint.deadletters import DeadLetters
+
+        return DeadLetters(self.store.storage, self.settings.state_prefix)
 
     @cached_property
     def checkpoints(self) -> Checkpoints:
@@ -137,7 +149,10 @@ def format_time(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp)) + f".{milliseconds:03d}Z"
 
 
-def fail(command: str, message: str, status: int) -> int:
-    """Print ``outpaint <command>: <message>`` to stderr and return ``status``."""
+def fail(command: str, message: str, status: int, *, code: str | None = None, as_json: bool = False) -> int:
+    """Print ``outpaint <command>: <message>`` to stderr and return ``status``; with ``as_json`` also
+    ``{"error": {"code", "message"}}`` on stdout, so a ``--json`` caller always gets JSON."""
     print(f"outpaint {command}: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"code": code or "error", "message": message}}, ensure_ascii=False))
     return status

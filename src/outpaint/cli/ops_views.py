@@ -9,6 +9,7 @@ import time
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from outpaint.cli import ops_jobs_list
 from outpaint.cli.ops_common import (
     Ops,
     OpsError,
@@ -17,6 +18,7 @@ from outpaint.cli.ops_common import (
     non_negative_int,
     print_json,
 )
+from outpaint.deadletters import summary
 from outpaint.health import HOUR, Level, alerts, worst
 from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 from outpaint.naming import META_JOB_ID
@@ -27,7 +29,10 @@ if TYPE_CHECKING:
     from outpaint.store import JobStore
 
 STATUS_HELP = "counts by state, in-flight vs quota, oldest queued job, recent failures"
-JOBS_HELP = "`jobs show ID|KEY`: one job by id, every job of a source key, or the job of an output key"
+JOBS_HELP = (
+    "`jobs show ID|KEY`: one job by id, every job of a source key, or the job of an output key; "
+    "`jobs list [--state S] [--prefix P] [--since T]`: jobs newest first"
+)
 FAILURE_STATES = (State.FAILED, State.EXPIRED, State.REJECTED)
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -71,7 +76,10 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
     failures.sort(key=lambda r: r.updated_at, reverse=True)
     lease = ops.leases.current()
     health = lease.health if lease is not None else None
-    found = alerts(health, now, ops.settings.alert_policy(), queued=len(ids[State.QUEUED]))
+    letter_keys = ops.dead_letters.keys()
+    found = alerts(
+        health, now, ops.settings.alert_policy(), queued=len(ids[State.QUEUED]), dead_letters=len(letter_keys)
+    )
     return {
         "level": worst(found).name,
         "alerts": [
@@ -87,6 +95,11 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
         "oldest_queued": oldest
         and {"job_id": oldest.job_id, "key": oldest.source_key, "age_seconds": now - oldest.created_at},
         "poller": _lease_view(lease, now),
+        "dead_letters": [
+            {"key": key, **(summary(letter) if letter else {"reason": "unreadable dead letter"})}
+            for key, letter in ops.dead_letters.entries(letter_keys[:limit])
+        ],
+        "dead_letters_total": len(letter_keys),
         "recent_failures": [
             {
                 "job_id": r.job_id,
@@ -159,6 +172,12 @@ def _print_status(report: dict[str, Any]) -> None:
     if "expires_in_seconds" in poller:
         lease += f", {format_seconds(poller['expires_in_seconds'])} left"
     print(f"poller lease: {lease}{')' if 'term' in poller else ''}")
+    if report["dead_letters_total"]:
+        print(f"dead letters: {report['dead_letters_total']} (outpaint backfill --dead-letters replays them)")
+        for item in report["dead_letters"]:
+            keys = ", ".join(item.get("keys") or []) or "(no object key in the event)"
+            print(f"  {format_time(item['received_at']) if 'received_at' in item else '?'}  {keys}")
+            print(f"      {item['reason']}")
     failures = report["recent_failures"]
     if not failures:
         print("recent failures: none")
@@ -181,9 +200,12 @@ def configure_jobs(parser: argparse.ArgumentParser) -> None:
         "target", metavar="ID|KEY", help="a job id (32 hex digits), a source object key or an output key"
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ops_jobs_list.configure(sub)
 
 
 def jobs(ops: Ops, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return ops_jobs_list.list_jobs(ops, args)
     records = find_jobs(ops.store, args.target) or jobs_of_output(ops, args.target)
     if not records:
         raise OpsError(f"no job with id or source key {args.target!r}: {_why_no_job(ops, args.target)}")
@@ -227,8 +249,9 @@ def _why_no_job(ops: Ops, key: str) -> str:
     if key.startswith(s.output_prefix):
         return "the object carries no outpaint-job-id: outpaint did not write it"
     return (
-        "the object exists but no upload event reached on_upload (a suffix the trigger does not list, or a "
-        f"lost event): `outpaint backfill {key}` offers it to intake"
+        "the object exists but no upload event reached on_upload (a lost event, or an upload older than the "
+        "trigger; `outpaint status` lists dead letters): "
+        f"`outpaint backfill {key}` offers it to intake"
     )
 
 
