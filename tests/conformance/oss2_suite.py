@@ -154,6 +154,9 @@ def main() -> None:
         for test_id, outcome in sorted(table[auth_version].items()):
             if outcome != "passed" and test_id not in EXCLUDED:
                 print(f"{auth_version} {outcome}: {test_id}")
+    for test_id, reason in EXCLUDED.items():
+        seen = ", ".join(f"{v} {table[v].get(test_id, 'not run')}" for v in args.versions)
+        print(f"not counted ({seen}): {test_id}: {reason}")
 
 
 if __name__ == "__main__":
