@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import alibabacloud_oss_v2 as oss
@@ -179,3 +180,25 @@ def test_tags_outside_oss_rules_are_refused(bucket, tags):
 def test_tags_may_be_chinese_with_punctuation(bucket):
     bucket.put_object("t", b"1", headers=tags_header(**{"项目": "a+b=c.d_e:f/g@h i"}))
     assert bucket.get_object_tagging("t").tag_set.tagging_rule == {"项目": "a+b=c.d_e:f/g@h i"}
+
+
+def test_new_operations_raise_their_trigger_events(emulator):
+    bucket = v1_bucket(emulator)
+    seen: list[bytes] = []
+    names = [
+        "oss:ObjectCreated:AppendObject",
+        "oss:ObjectCreated:PutSymlink",
+        "oss:ObjectCreated:UploadPartCopy",
+    ]
+    emulator.subscribe(seen.append, events=names)
+    bucket.append_object("log", 0, b"abc")
+    bucket.put_symlink("log", "link")
+    upload_id = bucket.init_multipart_upload("mp").upload_id
+    bucket.upload_part_copy(BUCKET, "log", None, "mp", upload_id, 1)
+    assert emulator.drain_notifications(5)
+    events = [json.loads(body)["events"][0] for body in seen]
+    assert sorted((e["eventName"], e["oss"]["object"]["key"]) for e in events) == [
+        ("ObjectCreated:AppendObject", "log"),
+        ("ObjectCreated:PutSymlink", "link"),
+        ("ObjectCreated:UploadPartCopy", "mp"),
+    ]

@@ -36,7 +36,10 @@ EVENT_TYPES = {
         "CopyObject",
         "InitiateMultipartUpload",
         "UploadPart",
+        "UploadPartCopy",
         "CompleteMultipartUpload",
+        "AppendObject",
+        "PutSymlink",
     ),
     "ObjectRemoved": ("DeleteObject", "DeleteObjects", "AbortMultipartUpload"),
 }
