@@ -4,6 +4,8 @@
 # ruff: noqa: F401, F811
 from __future__ import annotations
 
+import json
+
 import alibabacloud_oss_v2 as oss
 import httpx
 import oss2
@@ -185,3 +187,12 @@ def test_bucket_with_another_storage_class_is_refused(emulator):
     config = oss2.models.BucketCreateConfig(oss2.BUCKET_STORAGE_CLASS_ARCHIVE)
     assert error_of(lambda: cold.create_bucket(input=config)).code == "NotImplemented"
     v1_bucket(emulator, "warm-bucket").create_bucket(input=oss2.models.BucketCreateConfig("Standard"))
+
+
+def test_events_carry_non_ascii_metadata_as_text(emulator):
+    seen: list[bytes] = []
+    emulator.subscribe(seen.append, events=["oss:ObjectCreated:PutObject"])
+    v1_bucket(emulator).put_object("m", b"x", headers={"x-oss-meta-note": CHINESE.encode()})
+    assert emulator.drain_notifications(5)
+    event = json.loads(seen[0])["events"][0]
+    assert event["oss"]["object"]["objectMeta"]["userMeta"] == {"x-oss-meta-note": CHINESE}

@@ -16,6 +16,7 @@ from .auth import SignedRequest, Verifier
 from .errors import OssError
 from .notify import Notifier, ObjectEvent
 from .storage import BlobWriter, ObjectRecord, Storage
+from .wire import header_text
 
 MAX_KEY_BYTES = 1023
 _WRITE_BATCH = 1 << 20  # hash and write received bodies in 1 MiB batches, off the event loop
@@ -211,7 +212,7 @@ class Call:
             request_id=self.request_id,
             source_ip=client[0] if client else "",
             mime_type=mime_type,
-            user_meta=user_meta,
+            user_meta={k: header_text(v) for k, v in user_meta.items()} if user_meta else user_meta,
         )
 
 
