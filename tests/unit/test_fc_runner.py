@@ -191,7 +191,7 @@ def test_a_failing_invocation_is_retried_with_backoff_then_dropped(fake, make_ru
     assert (runner.stats["retries"], runner.stats["dropped"], runner.stats["succeeded"]) == (2, 1, 0)
     log = runner.log.getvalue()
     assert "RuntimeError: handler failed on purpose; retry 1/2 in 0.1s" in log
-    assert "dropped after 3 attempt(s)" in log
+    assert "after 3 attempt(s); dropped" in log
 
 
 def test_a_handler_that_recovers_on_a_retry_is_not_dropped(fake, make_runner):

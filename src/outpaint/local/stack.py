@@ -20,6 +20,7 @@ from outpaint.local.fc import FcRunner
 from outpaint.local.invokers import CustomRuntimeInvoker, Identity, InProcessInvoker, Invoker
 from outpaint.local.logs import LogSink, route_logging
 from outpaint.local.slsyaml import FunctionSpec, load_functions
+from outpaint.local.spool import Spool
 
 if TYPE_CHECKING:
     from outpaint.config import Settings
@@ -158,6 +159,7 @@ class LocalStack:
                 max_concurrency=config.max_concurrency,
                 retry_delay=config.retry_delay,
                 tick_every=config.tick_every,
+                spool=Spool(config.data_dir / "fc" / "pending"),
             ).start()  # stops its invoker (the custom runtime's processes) if it fails
             self.runner.connect(self.oss)
         except BaseException:
