@@ -212,6 +212,7 @@ class LocalStack:
                 seed=config.seed,
                 host=config.host,
                 port=config.dashscope_port,
+                data_dir=config.data_dir / "dashscope",
             ).start()
         except OSError as exc:
             raise StackError(

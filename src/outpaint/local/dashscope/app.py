@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -48,9 +50,16 @@ def create_app(state: EmulatorState) -> Starlette:
         Route("/_emulator/stats", api.stats, methods=["GET"]),
         Route("/_emulator/config", api.config, methods=["GET", "POST"]),
         Route("/_emulator/reset", api.reset, methods=["POST"]),
+        Route("/_emulator/forget", api.forget, methods=["POST"]),
         Route("/_emulator/tasks", api.tasks, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.scheduler.pump()  # tasks restored from the data dir run again
+        yield
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan)
     app.add_middleware(_AccessLog)
     return app
 
@@ -151,6 +160,11 @@ class _Api:
     async def reset(self, request: Request) -> Response:
         _require_loopback(request)
         self.state.reset()
+        return JSONResponse(self.state.stats())
+
+    async def forget(self, request: Request) -> Response:
+        _require_loopback(request)
+        self.state.forget_tasks()
         return JSONResponse(self.state.stats())
 
     async def tasks(self, request: Request) -> Response:
