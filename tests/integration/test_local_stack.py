@@ -219,3 +219,70 @@ def test_a_job_left_in_flight_by_a_crash_completes_after_a_restart(tmp_path):
         assert not keys(restarted.bucket(), ".outpaint/state/submitted/")
     finally:
         assert restarted.terminate() == 0
+
+
+BURST = 12
+# Only the timer polls, in short ticks, so a crashed holder's lease lapses within seconds.
+QUICK_RESTART = ("--env", "OUTPAINT_UPLOAD_POLLS=false", "--env", "OUTPAINT_TICK_BUDGET_SECONDS=2")
+
+
+def upload_burst(bucket: oss2.Bucket) -> None:
+    for n in range(BURST):
+        bucket.put_object(
+            f"inbox/burst-{n}.jpg", photo(800, 600), headers={"x-oss-meta-outpaint-ratio": "1:1"}
+        )
+    time.sleep(0.3)  # the OSS emulator hands the events to the runner just after each PUT returns
+
+
+def job_records(bucket: oss2.Bucket) -> list[dict]:
+    return [json.loads(bucket.get_object(key).read()) for key in keys(bucket, ".outpaint/jobs/")]
+
+
+def assert_every_upload_done_once(stack: LocalUp) -> None:
+    bucket = stack.bucket()
+    wait_for(lambda: len(keys(bucket, "outpainted/")) == BURST, 90, "every result", stack)
+    records = job_records(bucket)
+    assert sorted(r["state"] for r in records) == ["DONE"] * BURST
+    notes = [entry.get("note") or "" for record in records for entry in record["history"]]
+    assert not [note for note in notes if "task.unknown" in note]  # no task the emulator forgot
+
+
+def test_a_sigkill_right_after_a_burst_loses_no_upload_and_no_task(tmp_path):
+    stack = LocalUp(tmp_path / "data", *QUICK_RESTART)
+    try:
+        upload_burst(stack.bucket())
+    finally:
+        stack.kill()
+    pending = list((tmp_path / "data" / "fc" / "pending").glob("*.json"))
+    assert pending, "the burst was over before the kill: the test proves nothing"
+
+    restarted = LocalUp(tmp_path / "data", *QUICK_RESTART)
+    try:
+        assert_every_upload_done_once(restarted)  # with no backfill
+        assert re.search(
+            r"delivering \d+ invocation\(s\) left pending by the previous run", restarted.output()
+        )
+    finally:
+        assert restarted.terminate() == 0
+
+
+def test_a_graceful_stop_logs_what_was_pending_and_delivers_it_after_the_restart(tmp_path):
+    stack = LocalUp(tmp_path / "data", *QUICK_RESTART)
+    try:
+        upload_burst(stack.bucket())
+    finally:
+        assert stack.terminate() == 0
+    stopped = re.search(
+        r"stopped with (\d+) invocation\(s\) pending in \S+, delivered at the next start: (.*)",
+        stack.output(),
+    )
+    assert stopped, stack.output()[-4000:]
+    assert "upload-" in stopped.group(2)
+    assert "inbox/burst-" in stopped.group(2)
+
+    restarted = LocalUp(tmp_path / "data", *QUICK_RESTART)
+    try:
+        assert_every_upload_done_once(restarted)
+        assert f"delivering {stopped.group(1)} invocation(s)" in restarted.output()
+    finally:
+        assert restarted.terminate() == 0
