@@ -216,7 +216,8 @@ def test_a_job_left_in_flight_by_a_crash_completes_after_a_restart(tmp_path):
         [key] = wait_for(lambda: keys(restarted.bucket(), "outpainted/"), 30, "the result", restarted)
         assert key.startswith("outpainted/tall.")
         assert size_of(restarted.bucket(), key) == (900, 900)
-        assert not keys(restarted.bucket(), ".outpaint/state/submitted/")
+        # The result is written first, then the job's record moves on to DONE.
+        wait_for(lambda: not keys(restarted.bucket(), ".outpaint/state/submitted/"), 10, "DONE", restarted)
     finally:
         assert restarted.terminate() == 0
 
@@ -266,8 +267,34 @@ def test_a_sigkill_right_after_a_burst_loses_no_upload_and_no_task(tmp_path):
         assert restarted.terminate() == 0
 
 
+SLOW_UPLOADS = """\
+import sys
+import time
+
+sys.path.insert(0, {repo!r})
+import handler  # the real handlers
+
+initialize, on_tick, on_dead_letter = handler.initialize, handler.on_tick, handler.on_dead_letter
+
+
+def on_upload(event, context):
+    time.sleep(1)  # every worker busy for a second: the rest of a burst waits in the queue
+    return handler.on_upload(event, context)
+"""
+
+
+def slow_upload_s_yaml(tmp_path: Path) -> Path:
+    """The real s.yaml and handlers, with on_upload a second slower (its code beside the copy)."""
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "slowfc.py").write_text(SLOW_UPLOADS.format(repo=str(repo)))
+    s_yaml = tmp_path / "s.yaml"
+    s_yaml.write_text((repo / "s.yaml").read_text().replace("handler: handler.", "handler: slowfc."))
+    return s_yaml
+
+
 def test_a_graceful_stop_logs_what_was_pending_and_delivers_it_after_the_restart(tmp_path):
-    stack = LocalUp(tmp_path / "data", *QUICK_RESTART)
+    flags = (*QUICK_RESTART, "--s-yaml", str(slow_upload_s_yaml(tmp_path)))
+    stack = LocalUp(tmp_path / "data", *flags)
     try:
         upload_burst(stack.bucket())
     finally:
@@ -277,10 +304,10 @@ def test_a_graceful_stop_logs_what_was_pending_and_delivers_it_after_the_restart
         stack.output(),
     )
     assert stopped, stack.output()[-4000:]
-    assert "upload-" in stopped.group(2)
-    assert "inbox/burst-" in stopped.group(2)
+    assert "upload" in stopped.group(2)
+    assert "inbox/burst-" in stopped.group(2)  # trigger and key named
 
-    restarted = LocalUp(tmp_path / "data", *QUICK_RESTART)
+    restarted = LocalUp(tmp_path / "data", *flags)
     try:
         assert_every_upload_done_once(restarted)
         assert f"delivering {stopped.group(1)} invocation(s)" in restarted.output()

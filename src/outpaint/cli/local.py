@@ -1,7 +1,8 @@
 """`outpaint local up`: the OSS emulator, the DashScope emulator and the local FC runner, together.
 
-Serves until Ctrl-C or SIGTERM. Data (bucket contents, job records) persists under ``--data-dir``, so
-jobs left pending by a stop continue at the first tick after the next start. See docs/local-stack.md.
+Serves until Ctrl-C or SIGTERM. Everything persists under ``--data-dir`` (the bucket with the job
+records, the FC runner's pending invocations, the DashScope emulator's tasks), so a stop or a crash
+continues at the next start. See docs/local-stack.md.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpaint local up", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the bucket lives (default %(default)s)"
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="where the bucket, pending invocations and tasks live (default %(default)s)",
     )
     add("--host", default="127.0.0.1", help="address the emulators bind (default %(default)s)")
     add("--oss-port", type=int, default=DEFAULT_OSS_PORT, help="OSS emulator port (default %(default)s)")
