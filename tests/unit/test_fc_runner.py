@@ -17,6 +17,7 @@ import httpx
 import oss2
 import pytest
 
+from outpaint.events import parse_failed_invocation
 from outpaint.local import invokers
 from outpaint.local.fc import FcRunner
 from outpaint.local.invokers import CustomRuntimeInvoker, Identity, InProcessInvoker, RunnerError
@@ -397,6 +398,15 @@ def test_an_invocation_that_fails_all_its_retries_goes_to_its_on_failure_functio
         in (runner.log.getvalue())
     )
     assert list((tmp_path / "pending").iterdir()) == []  # nothing left once delivered
+    # The pipeline's dead-letter handler reads the record as FC's.
+    failed = parse_failed_invocation(json.dumps(record).encode())
+    assert (failed.request_id, failed.condition, failed.invoke_count) == (
+        request_id,
+        "UnhandledInvocationError",
+        2,
+    )
+    assert failed.error == "ValueError: bad input on purpose"
+    assert failed.payload == {"events": ["an upload"]}
 
 
 def test_an_event_too_old_to_run_goes_to_the_destination_unrun(tmp_path, dead_letters):
