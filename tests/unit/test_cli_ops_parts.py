@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import socket
+import sys
 import time
 
 import pytest
@@ -156,6 +158,37 @@ def test_usage_errors_exit_2(clean_env, capsys, argv):
     assert capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "status", "code", "text"),
+    [
+        (["status", "--json", "--limit", "x"], 2, "usage", "expected a whole number >= 0"),
+        (["jobs", "list", "--json", "--state", "NOPE"], 2, "usage", "invalid choice"),
+        (["status", "--json"], 2, "config.invalid", "bucket (OUTPAINT_BUCKET): Field required"),
+        (["backfill", "outpainted/", "--json"], 1, "ops.failed", "outside the input prefix"),
+    ],
+)
+def test_json_commands_print_json_errors(clean_env, capsys, argv, status, code, text):
+    if "bucket" not in text:
+        clean_env.setenv("OUTPAINT_BUCKET", "b")
+        clean_env.setenv("OUTPAINT_ACCESS_KEY_ID", "LTAI-x")
+        clean_env.setenv("OUTPAINT_ACCESS_KEY_SECRET", "s")
+    assert main(argv) == status
+    out, err = capsys.readouterr()
+    error = json.loads(out)["error"]
+    assert error["code"] == code
+    assert text in error["message"]
+    assert text in err
+
+
+def test_plan_json_prints_json_errors(capsys, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    assert main(["plan", str(text), "--json", "--meta", "ratio=1:1"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "source.not_an_image"
+    assert "plain text" in error["message"]
+
+
 def test_backfill_summary_mentions_a_checkpoint_only_after_processing_something(capsys):
     summary = {"prefix": "inbox/", "resumed_after": None, "listed": 3, "processed": 0, "actions": {}}
     _print_summary({**summary, "last_key": None, "complete": False})
@@ -244,3 +277,26 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capfd, tmp_path):
         status = main(["plan", str(image), "--meta", "ratio=16:9"])
     assert status == 1
     assert "BrokenPipeError" not in capfd.readouterr().err
+
+
+def test_local_commands_without_the_local_extra_say_what_to_install(capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_uvicorn(name, *args, **kwargs):
+        if name.split(".")[0] == "uvicorn":
+            raise ModuleNotFoundError(f"No module named {name!r}", name="uvicorn")
+        return real_import(name, *args, **kwargs)
+
+    for module in [
+        m for m in sys.modules if m.startswith(("uvicorn", "outpaint.local", "outpaint.cli.local"))
+    ]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", without_uvicorn)
+    assert main(["local", "up", "--data-dir", "/nonexistent/never-created"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "outpaint local: needs the local stack's packages (module 'uvicorn' is missing): "
+        "pip install 'outpaint[local]'\n"
+    )
