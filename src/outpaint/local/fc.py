@@ -59,10 +59,16 @@ class _Event:
     timer: str | None = None  # the timer trigger that fired it, for coalescing (never spooled)
 
     def pending(self, not_before: float = 0.0) -> PendingEvent:
+        """This event as the spool keeps it; ``not_before``: when its next attempt is due."""
         return PendingEvent(
-            self.request_id, self.function.resource_id, self.payload, self.label, self.born, self.attempt,
-            not_before,
-        )  # fmt: skip
+            request_id=self.request_id,
+            function=self.function.resource_id,
+            payload=self.payload,
+            label=self.label,
+            born=self.born,
+            attempt=self.attempt,
+            not_before=not_before,
+        )
 
 
 def function_arn(function: FunctionSpec, identity: Identity) -> str:
@@ -166,23 +172,23 @@ class FcRunner:
         """Queue what the spool kept from a previous run, each retry after its remaining backoff."""
         if self.spool is None:
             return
-        kept = self.spool.load()
-        now = time.time()
-        for pending in kept:
+        now, recovered = time.time(), 0
+        for pending in self.spool.load():
             function = self.functions.get(pending.function)
             if function is None:
                 gone = f"{pending.request_id} dropped: {pending.function} is no longer in s.yaml"
                 self.sink.emit("fc", gone)
                 self.spool.remove(pending.request_id)
                 continue
+            recovered += 1
             event = _Event(
                 function, pending.payload, pending.label, pending.request_id, pending.born, pending.attempt
             )
             with self._changed:
                 self._outstanding += 1
             self._schedule(event, max(0.0, pending.not_before - now))
-        if kept:
-            self.sink.emit("fc", f"delivering {len(kept)} invocation(s) left pending by the previous run")
+        if recovered:
+            self.sink.emit("fc", f"delivering {recovered} invocation(s) left pending by the previous run")
 
     def connect(self, oss: Any) -> None:
         """Subscribe every OSS trigger to ``oss`` (an OssEmulator) with the trigger's filters and the
