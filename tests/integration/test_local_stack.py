@@ -222,7 +222,7 @@ def test_a_job_left_in_flight_by_a_crash_completes_after_a_restart(tmp_path):
         assert restarted.terminate() == 0
 
 
-BURST = 12
+BURST = 16
 # Only the timer polls, in short ticks, so a crashed holder's lease lapses within seconds.
 QUICK_RESTART = ("--env", "OUTPAINT_UPLOAD_POLLS=false", "--env", "OUTPAINT_TICK_BUDGET_SECONDS=2")
 
@@ -248,25 +248,6 @@ def assert_every_upload_done_once(stack: LocalUp) -> None:
     assert not [note for note in notes if "task.unknown" in note]  # no task the emulator forgot
 
 
-def test_a_sigkill_right_after_a_burst_loses_no_upload_and_no_task(tmp_path):
-    stack = LocalUp(tmp_path / "data", *QUICK_RESTART)
-    try:
-        upload_burst(stack.bucket())
-    finally:
-        stack.kill()
-    pending = list((tmp_path / "data" / "fc" / "pending").glob("*.json"))
-    assert pending, "the burst was over before the kill: the test proves nothing"
-
-    restarted = LocalUp(tmp_path / "data", *QUICK_RESTART)
-    try:
-        assert_every_upload_done_once(restarted)  # with no backfill
-        assert re.search(
-            r"delivering \d+ invocation\(s\) left pending by the previous run", restarted.output()
-        )
-    finally:
-        assert restarted.terminate() == 0
-
-
 SLOW_UPLOADS = """\
 import sys
 import time
@@ -290,6 +271,31 @@ def slow_upload_s_yaml(tmp_path: Path) -> Path:
     s_yaml = tmp_path / "s.yaml"
     s_yaml.write_text((repo / "s.yaml").read_text().replace("handler: handler.", "handler: slowfc."))
     return s_yaml
+
+
+def test_a_sigkill_right_after_a_burst_loses_no_upload_and_no_task(tmp_path):
+    flags = (*QUICK_RESTART, "--s-yaml", str(slow_upload_s_yaml(tmp_path)))
+    stack = LocalUp(tmp_path / "data", *flags)
+    try:
+        upload_burst(stack.bucket())
+        wait_for(lambda: keys(stack.bucket(), ".outpaint/state/submitted/"), 20, "a task in flight", stack)
+    finally:
+        stack.kill()
+    pending = list((tmp_path / "data" / "fc" / "pending").glob("*.json"))
+    assert pending, "the burst was over before the kill: the test proves nothing"
+    tasks = [
+        json.loads(path.read_text()) for path in (tmp_path / "data" / "dashscope" / "tasks").glob("*.json")
+    ]
+    assert any(task["status"] in ("PENDING", "RUNNING") for task in tasks), "no task was in flight"
+
+    restarted = LocalUp(tmp_path / "data", *flags)
+    try:
+        assert_every_upload_done_once(restarted)  # with no backfill
+        assert re.search(
+            r"delivering \d+ invocation\(s\) left pending by the previous run", restarted.output()
+        )
+    finally:
+        assert restarted.terminate() == 0
 
 
 def test_a_graceful_stop_logs_what_was_pending_and_delivers_it_after_the_restart(tmp_path):
