@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retry": ("ops", "re-queue FAILED/EXPIRED jobs (under the poller lease)"),
     "backfill": ("ops", "enqueue existing objects through the normal intake (resumable)"),
     "invoke": ("ops", "run on_upload/on_tick/on_dead_letter locally on an event file"),
+    "events": ("ops", "`events put KEY`: the FC upload event of an existing object, for invoke"),
     "purge": ("ops", "delete terminal job records older than a duration"),
 }
 
