@@ -180,6 +180,14 @@ class Settings(BaseSettings):
     default_gravity: str = Field(
         default="center", description="Where the original sits for computed ratios and sizes."
     )
+    min_expansion_percent: float = Field(
+        default=1.0,
+        ge=0,
+        le=50,
+        description="An expansion adding less than this percent of the image's width and of its height is "
+        "SKIPPED (`plan.negligible_expansion`): a task costs the same however little it adds. 0 makes "
+        "every one.",
+    )
     best_quality: bool = Field(default=False, description="API `best_quality` unless metadata overrides it.")
     add_watermark: bool = Field(
         default=True,
@@ -296,6 +304,7 @@ class Settings(BaseSettings):
             best_quality=self.best_quality,
             add_watermark=self.add_watermark,
             limit_image_size=self.limit_image_size,
+            min_expansion_percent=self.min_expansion_percent,
         )
 
     def poller_limits(self) -> PollerLimits:
