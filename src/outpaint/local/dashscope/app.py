@@ -55,6 +55,7 @@ def create_app(state: EmulatorState) -> Starlette:
         Route("/_emulator/config", api.config, methods=["GET", "POST"]),
         Route("/_emulator/reset", api.reset, methods=["POST"]),
         Route("/_emulator/tasks", api.tasks, methods=["GET"]),
+        Route("/_emulator/uploads", api.uploads, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.add_middleware(_AccessLog)
@@ -201,6 +202,10 @@ class _Api:
     async def tasks(self, request: Request) -> Response:
         _require_loopback(request)
         return JSONResponse({"tasks": self.state.scheduler.draws()})
+
+    async def uploads(self, request: Request) -> Response:
+        _require_loopback(request)
+        return JSONResponse({"uploads": self.storage.listing()})
 
     async def _admit_read(self, request: Request) -> None:
         """Latency, key, query QPS and injected faults, in that order (queries and cancels)."""

@@ -148,6 +148,13 @@ class TemporaryStorage:
             return oss_error(404, "NoSuchKey", "The specified key does not exist.")
         return Response(stored.data, media_type=stored.content_type)
 
+    def listing(self) -> list[dict[str, object]]:
+        """Every stored file: key, bytes, content type, model (``GET /_emulator/uploads``)."""
+        return [
+            {"key": key, "bytes": len(f.data), "content_type": f.content_type, "model": f.model}
+            for key, f in self._files.items()
+        ]
+
     def _sign(self, text: str) -> str:
         return base64.b64encode(hmac.new(self._secret, text.encode(), hashlib.sha1).digest()).decode()
 
