@@ -30,6 +30,8 @@ package: $(STAMP)        ## build/outpaint-fc.zip (s.yaml) + build/outpaint-fc-c
 deploy: package          ## s deploy -y with credentials from the environment (see docs/deploy.md)
 	deploy/deploy.sh
 
+# The gallery's browser test drives Debian's chromium (a test tool's own browser download cannot be
+# fetched here); CI runs as root with Debian's packages reachable.
 # crcmod (oss2) and crcmod-plus (alibabacloud-oss-v2) install the same import package; crcmod-plus is
 # API-compatible and ships a compiled wheel, so it is reinstalled last to leave one intact copy.
 $(STAMP): pyproject.toml
@@ -38,6 +40,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[local,test]'
 	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps crcmod-plus==2.3.6
 	$(PY) -c "import crcmod, oss2, alibabacloud_oss_v2; crcmod.Crc" 
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	touch $(STAMP)
 
 clean:

@@ -274,7 +274,7 @@ def write_gallery(tracked: list[Tracked], folder: Path, price: float | None) -> 
             f'</h2><div class="row">{"".join(cells)}</div></section>'
         )
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>outpaint demo</title>
+<html lang="en"><head><meta charset="utf-8"><title>outpaint demo</title><link rel="icon" href="data:,">
 <style>
 body {{ font: 14px system-ui, sans-serif; background: #1d1f24; color: #e8e8e8; margin: 24px; }}
 h1 {{ font-weight: 600; }} h2 {{ font-size: 15px; margin: 18px 0 8px; }}
