@@ -1,4 +1,5 @@
-"""Function Compute entry points (built-in Python runtime: ``handler.on_upload`` / ``handler.on_tick``).
+"""Function Compute entry points (built-in Python runtime: ``handler.on_upload``, ``handler.on_tick``,
+``handler.on_dead_letter``).
 
 Kept deliberately thin and cheap to import: everything heavy is imported on the first invocation.
 """
@@ -36,3 +37,11 @@ def on_tick(event: bytes, context: Any) -> dict[str, Any]:
     from outpaint.runtime import invocation_from_context
 
     return handle_tick(event, invocation_from_context(context))
+
+
+def on_dead_letter(event: bytes, context: Any) -> dict[str, Any]:
+    """On-failure destination of on_upload: keep the upload event FC gave up on, for status and backfill."""
+    from outpaint.app import handle_dead_letter
+    from outpaint.runtime import invocation_from_context
+
+    return handle_dead_letter(event, invocation_from_context(context))

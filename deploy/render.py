@@ -13,8 +13,8 @@ uses fixed placeholder values: that is how the committed ``template.yaml`` is pr
 tests/deploy checks that it is up to date.
 
 The policy files are ``string.Template`` documents with these placeholders: bucket, input_prefix,
-output_prefix, state_prefix, region, log_project, log_store, dead_letter_queue, upload_function,
-upload_service. Each function's policy is ``deploy/policies/<resource id>.json``.
+output_prefix, state_prefix, region, log_project, log_store, upload_function, upload_service,
+dead_letter_function, dead_letter_service. Each function's policy is ``deploy/policies/<resource id>.json``.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ def policy_context(rendered: Mapping[str, Any]) -> dict[str, str]:
     """Placeholder values of deploy/policies/*.json for a rendered s.yaml."""
     variables = rendered["vars"]
     upload = rendered["resources"]["on-upload"]["props"]
+    dead_letter = rendered["resources"]["dead-letter"]["props"]
     return {
         "bucket": variables["bucket"],
         "input_prefix": variables["input_prefix"],
@@ -125,9 +126,10 @@ def policy_context(rendered: Mapping[str, Any]) -> dict[str, str]:
         "region": variables["region"],
         "log_project": variables["log_project"],
         "log_store": variables["log_store"],
-        "dead_letter_queue": variables["dead_letter_queue"],
         "upload_function": upload["functionName"],
         "upload_service": service_name("on-upload"),
+        "dead_letter_function": dead_letter["functionName"],
+        "dead_letter_service": service_name("dead-letter"),
     }
 
 
@@ -143,7 +145,21 @@ def render_policy(name: str, context: Mapping[str, str]) -> dict[str, Any]:
 # --- Funcraft template --------------------------------------------------------------------------
 
 
-def _function(props: Mapping[str, Any]) -> dict[str, Any]:
+_FC3_FUNCTION_ARN = re.compile(r"acs:fc:(?P<region>[^:]*):(?P<account>[^:]*):functions/(?P<name>[^/]+)")
+
+
+def _funcraft_destination(arn: str, services: Mapping[str, str]) -> str:
+    """An FC 3.0 function ARN in the FC 2.0 form (``services/<s>/functions/<f>``); other ARNs as they are."""
+    match = _FC3_FUNCTION_ARN.fullmatch(arn)
+    if match is None or match["name"] not in services:
+        return arn
+    return (
+        f"acs:fc:{match['region']}:{match['account']}:services/{services[match['name']]}"
+        f"/functions/{match['name']}"
+    )
+
+
+def _function(props: Mapping[str, Any], services: Mapping[str, str]) -> dict[str, Any]:
     lifecycle = props.get("instanceLifecycleConfig", {}).get("initializer")
     properties: dict[str, Any] = {
         "Description": props["description"],
@@ -169,7 +185,7 @@ def _function(props: Mapping[str, Any]) -> dict[str, Any]:
         }
         failure = async_config.get("destinationConfig", {}).get("onFailure", {}).get("destination")
         if failure:
-            funcraft_async["Destination"] = {"OnFailure": failure}
+            funcraft_async["Destination"] = {"OnFailure": _funcraft_destination(failure, services)}
         properties["AsyncConfiguration"] = funcraft_async
     return properties
 
@@ -212,6 +228,7 @@ def render_template(env: Mapping[str, str]) -> dict[str, Any]:
     rendered = render_s_yaml(env)
     context = policy_context(rendered)
     resources: dict[str, Any] = {}
+    services = {r["props"]["functionName"]: service_name(rid) for rid, r in rendered["resources"].items()}
     for resource_id, resource in rendered["resources"].items():
         props = resource["props"]
         log = props["logConfig"]
@@ -231,7 +248,7 @@ def render_template(env: Mapping[str, str]) -> dict[str, Any]:
             },
             props["functionName"]: {
                 "Type": "Aliyun::Serverless::Function",
-                "Properties": _function(props),
+                "Properties": _function(props, services),
                 "Events": _events(props),
             },
         }
@@ -280,7 +297,7 @@ def dump_template(template: Mapping[str, Any]) -> str:
 
 
 def role_commands(env: Mapping[str, str]) -> list[str]:
-    """`aliyun ram` CLI commands that create the three roles with their policies (idempotent-ish)."""
+    """`aliyun ram` CLI commands that create the four roles with their policies (idempotent-ish)."""
     rendered = render_s_yaml(env)
     context = policy_context(rendered)
     variables = rendered["vars"]
@@ -290,6 +307,7 @@ def role_commands(env: Mapping[str, str]) -> list[str]:
         (variables["upload_role"], fc_trust, "on-upload"),
         (variables["tick_role"], fc_trust, "on-tick"),
         (variables["trigger_role"], oss_trust, "oss-trigger-invoke"),
+        (variables["dead_letter_role"], fc_trust, "dead-letter"),
     ]
     lines = []
     for role, trust, policy in roles:
@@ -325,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(text)
         elif args.command == "policies":
             context = policy_context(render_s_yaml(env))
-            for name in ("on-upload", "on-tick", "oss-trigger-invoke"):
+            for name in ("on-upload", "on-tick", "dead-letter", "oss-trigger-invoke"):
                 text = json.dumps(render_policy(name, context), indent=2) + "\n"
                 if args.out_dir:
                     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -244,3 +244,31 @@ def handle_tick(event: Any, invocation: Invocation, settings: Settings | None = 
     pipeline = pipeline_for(settings, invocation.credentials)
     deadline = invocation.deadline(settings.tick_safety_margin_seconds, settings.tick_budget_seconds)
     return pipeline.poll(deadline, hard_end=invocation.deadline(0), wait_for_lease=True).as_dict()
+
+
+def handle_dead_letter(
+    event: Any, invocation: Invocation, settings: Settings | None = None
+) -> dict[str, Any]:
+    """on_dead_letter (on-upload's on-failure destination): keep the event FC gave up on, and say so."""
+    from outpaint.deadletters import DeadLetters
+    from outpaint.events import parse_failed_invocation
+
+    settings = _begin(invocation, settings)
+    failed = parse_failed_invocation(event)
+    credentials = invocation.credentials or static_credentials(settings)
+    if credentials is None:
+        raise ConfigError("no OSS credentials: neither the FC context nor OUTPAINT_ACCESS_KEY_ID/SECRET")
+    letters = DeadLetters(open_storage(settings, credentials), settings.state_prefix)
+    key, letter, new = letters.keep(failed, time.time())
+    log.event(
+        "upload.dead_letter",
+        logging.ERROR if new else logging.INFO,
+        stored=key,
+        new=new,
+        keys=letter.keys,
+        request=failed.request_id,
+        condition=failed.condition,
+        error=(failed.error or "")[:300] or None,
+        fix="outpaint backfill --dead-letters",
+    )
+    return {"stored": key, "new": new}

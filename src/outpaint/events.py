@@ -26,7 +26,14 @@ from pydantic import (
 
 from outpaint.errors import EventError
 
-__all__ = ["ObjectRecord", "TimerEvent", "parse_oss_event", "parse_timer_event"]
+__all__ = [
+    "FailedInvocation",
+    "ObjectRecord",
+    "TimerEvent",
+    "parse_failed_invocation",
+    "parse_oss_event",
+    "parse_timer_event",
+]
 
 
 def _timestamp_string(value: object) -> object:
@@ -228,3 +235,61 @@ def parse_timer_event(raw: bytes | str | Mapping[str, Any] | None) -> TimerEvent
     if raw is None or (isinstance(raw, bytes | bytearray | str) and not raw.strip()):
         return TimerEvent()
     return _validate(TimerEvent, _load(raw))
+
+
+ERROR_TEXT_LIMIT = 2000  # characters of the failed function's answer kept with a dead letter
+
+
+class FailedInvocation(BaseModel):
+    """An invocation FC gave up on, as it hands it to an on-failure destination function.
+
+    FC sends ``requestContext`` (request id, function ARN, condition, invoke count), ``requestPayload``
+    (the original event, as text), ``responseContext`` and ``responsePayload`` (the last answer). A bare
+    event (a manual invoke) is taken as its own payload. Nothing is refused: what cannot be read is kept
+    as it came, so a dead letter is never lost for its shape.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str | None = None
+    function_arn: str | None = None
+    condition: str | None = None
+    invoke_count: int | None = None
+    error: str | None = None
+    payload: Any = None
+
+    def records(self) -> list[ObjectRecord]:
+        """The object records of the original event; EventError when it is not an OSS event."""
+        return parse_oss_event(self.payload)
+
+
+def _json_or_text(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def parse_failed_invocation(raw: bytes | str | Mapping[str, Any]) -> FailedInvocation:
+    """Read FC's on-failure destination payload (or a bare event) into a FailedInvocation."""
+    data = _json_or_text(dict(raw) if isinstance(raw, Mapping) else raw)
+    if not isinstance(data, dict) or "requestPayload" not in data:
+        return FailedInvocation(payload=data)
+    context = data.get("requestContext") if isinstance(data.get("requestContext"), dict) else {}
+    response = data.get("responseContext") if isinstance(data.get("responseContext"), dict) else {}
+    answer = data.get("responsePayload")
+    error = answer if isinstance(answer, str) else (json.dumps(answer) if answer is not None else None)
+    error = error or response.get("functionError")
+    count = context.get("approximateInvokeCount")
+    return FailedInvocation(
+        request_id=str(context["requestId"]) if context.get("requestId") else None,
+        function_arn=str(context["functionArn"]) if context.get("functionArn") else None,
+        condition=str(context["condition"]) if context.get("condition") else None,
+        invoke_count=count if isinstance(count, int) else None,
+        error=error[:ERROR_TEXT_LIMIT] if isinstance(error, str) else None,
+        payload=_json_or_text(data["requestPayload"]),
+    )

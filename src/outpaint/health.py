@@ -139,17 +139,27 @@ QUEUE_FIX = (
     "more uploads than the quota serves, or submits refused (see the other alerts and the logs); "
     "a raised quota needs OUTPAINT_SUBMIT_QPS / OUTPAINT_MAX_CONCURRENT_TASKS"
 )
+DEAD_LETTER_FIX = (
+    "`outpaint backfill --dead-letters` offers their objects to intake again (after fixing what the "
+    "reason says) and clears each one it finished"
+)
 FAILING_FIX = "`outpaint status` lists the recent failures with their codes; docs/deploy.md explains them"
 
 
-def alerts(health: Health | None, now: float, policy: AlertPolicy, *, queued: int) -> list[Alert]:
-    """Alerts for ``health`` at ``now``; ``queued`` is the queue counted now (no health: never ran)."""
-    if health is None or health.last_run_ended is None:
-        if not queued:
-            return []
-        message = f"{queued} job(s) queued and no poller run has finished yet"
-        return [Alert(Level.CRITICAL, "poller.never_ran", message, TIMER_FIX)]
+def alerts(
+    health: Health | None, now: float, policy: AlertPolicy, *, queued: int, dead_letters: int = 0
+) -> list[Alert]:
+    """Alerts for ``health`` at ``now``; ``queued`` and ``dead_letters`` are counted now (no health:
+    the poller never ran)."""
     found = []
+    if dead_letters:
+        message = f"{dead_letters} upload event(s) failed every FC retry and wait as dead letters"
+        found.append(Alert(Level.WARNING, "uploads.dead_letters", message, DEAD_LETTER_FIX))
+    if health is None or health.last_run_ended is None:
+        if queued:
+            message = f"{queued} job(s) queued and no poller run has finished yet"
+            found.insert(0, Alert(Level.CRITICAL, "poller.never_ran", message, TIMER_FIX))
+        return found
     problem = health.account_problem
     if problem is not None and problem.resolved_at is None:
         message = (

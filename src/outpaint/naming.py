@@ -8,6 +8,7 @@ State layout under the state prefix (default ``.outpaint/``):
     sources/<sha(key)>/<job_id>          jobs of a source object (``outpaint jobs show KEY``)
     lease/<term>                         the poller lease; a new term is claimed create-if-absent
     backfill/<sha(name)>.json            progress checkpoint of one ``outpaint backfill`` run
+    dead-letters/<sha(request)>.json     an upload event FC gave up on (``outpaint backfill --dead-letters``)
 
 Outputs: ``<input_prefix>a/b/c.jpg`` → ``<output_prefix>a/b/c.<ext>`` (``c.<variant>.<ext>`` when the
 upload asked for several variants), with the provenance metadata named below.
@@ -95,6 +96,14 @@ class StateLayout:
 
     def checkpoint_key(self, name: str) -> str:
         return f"{self.prefix}backfill/{_short_hash(name)}.json"
+
+    @property
+    def dead_letters_prefix(self) -> str:
+        return f"{self.prefix}dead-letters/"
+
+    def dead_letter_key(self, request: str) -> str:
+        """One key per failed request: FC's retries of the dead-letter function write the same object."""
+        return f"{self.dead_letters_prefix}{_short_hash(request)}.json"
 
 
 def marker_name(created_at: float, job_id: str) -> str:

@@ -35,15 +35,19 @@ def probe_image(reader: ByteRangeReader, key: str, size: int) -> ImageFacts:
     Formats Pillow cannot decode (HEIF without a plugin) are asked of OSS's own ``image/info``.
     A file cut short (an interrupted upload) raises ImageProbeError (``image.truncated``).
     """
+    if size == 0:
+        raise ImageProbeError("the object is empty, not an image", code="source.not_an_image")
     facts = None
     read = b""  # the object's first bytes, as far as they were fetched
     if size > PROBE_BYTES:
         read = reader.get_bytes(key, (0, PROBE_BYTES - 1))
+        check_signature(read)
         # A header larger than the probe window falls through to the bounded full read.
         with contextlib.suppress(ImageProbeError):
             facts = image_facts(read, size)
     if facts is None:
         read = reader.get_bytes(key, (0, PROBE_MAX_BYTES - 1) if size > PROBE_MAX_BYTES else None)
+        check_signature(read)
         try:
             facts = image_facts(read, size)
         except ImageProbeError as pillow_error:
@@ -53,6 +57,69 @@ def probe_image(reader: ByteRangeReader, key: str, size: int) -> ImageFacts:
     if size <= PROBE_MAX_BYTES:
         _check_complete(reader, key, facts, read)
     return facts
+
+
+# Image signatures (magic numbers) at the start of a file; the name of an object proves nothing.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+# ISO-BMFF brands of still images (HEIF, and AVIF which the plan then refuses as a format).
+_IMAGE_BRANDS = {
+    b"heic",
+    b"heix",
+    b"hevc",
+    b"hevx",
+    b"heim",
+    b"heis",
+    b"hevm",
+    b"hevs",
+    b"mif1",
+    b"msf1",
+    b"avif",
+}
+_LOOKS_LIKE = (
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or an Office document)"),
+    (b"\x1f\x8b", "gzip data"),
+    (b"<", "markup (HTML, XML or SVG)"),
+    (b"{", "JSON text"),
+)
+
+
+def image_signature(head: bytes) -> str | None:
+    """The image format the first bytes announce, or None when they are not an image's."""
+    for magic, name in _SIGNATURES:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in _IMAGE_BRANDS:
+        return "HEIF" if head[8:12] != b"avif" else "AVIF"
+    return None
+
+
+def check_signature(head: bytes) -> None:
+    """Raise ImageProbeError (``source.not_an_image``) unless ``head`` starts like an image file."""
+    if image_signature(head) is not None:
+        return
+    looks = next((what for magic, what in _LOOKS_LIKE if head.lstrip().startswith(magic)), None)
+    if looks is None and head[4:8] == b"ftyp":
+        looks = "a video or other ISO media file"
+    if looks is None:
+        text = head[:4096].decode("utf-8", errors="replace")  # a cut multi-byte character may end it
+        looks = (
+            "plain text" if text.count("\ufffd") <= 1 and "\x00" not in text else "data of no image format"
+        )
+    raise ImageProbeError(
+        f"not an image: the bytes are {looks}, whatever the name says (JPEG, PNG, HEIF or WEBP expected)",
+        code="source.not_an_image",
+    )
 
 
 def _check_complete(reader: ByteRangeReader, key: str, facts: ImageFacts, read: bytes) -> None:

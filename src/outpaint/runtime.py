@@ -90,14 +90,18 @@ def context_from_headers(headers: Any) -> SimpleNamespace:
     )
 
 
+HANDLERS = ("on_upload", "on_tick", "on_dead_letter", "initialize")
+
+
 def resolve_handler(handler_name: str | None) -> Any:
     """``handler.on_upload`` → the callable; falls back to ``OUTPAINT_HANDLER``."""
     import importlib
 
     name = handler_name or os.environ.get("OUTPAINT_HANDLER") or ""
     module_name, _, attribute = name.rpartition(".")
-    if module_name != "handler" or attribute not in ("on_upload", "on_tick", "initialize"):
-        raise LookupError(f"unknown handler {name!r}; expected handler.on_upload or handler.on_tick")
+    if module_name != "handler" or attribute not in HANDLERS:
+        expected = ", ".join(f"handler.{h}" for h in HANDLERS)
+        raise LookupError(f"unknown handler {name!r}; expected one of {expected}")
     return getattr(importlib.import_module(module_name), attribute)
 
 

@@ -23,8 +23,9 @@ POLLER = {
 ALLOWED = {
     # on-upload also runs the poller when its lease is free (OUTPAINT_UPLOAD_POLLS), so that results
     # land seconds after the task ends instead of at the next timer tick: it needs the poller's rights.
-    "on-upload": POLLER | {("mns:SendMessage", "dead-letter-queue")},  # the async on-failure destination
+    "on-upload": POLLER | {("fc:InvokeFunction", "dead-letter-function")},  # its on-failure destination
     "on-tick": POLLER,
+    "dead-letter": {("oss:PutObject", "dead-letters"), ("log:PostLogStoreLogs", "logstore")},
     "oss-trigger-invoke": {
         ("fc:InvokeFunction", "upload-function"),
     },
@@ -41,6 +42,9 @@ def classify(resource: str, condition: dict[str, Any] | None, ctx: dict[str, str
     assert resource != "*", "unscoped resource"
     assert not resource.endswith(":*"), f"unscoped resource {resource!r}"
     bucket = f"acs:oss:*:*:{ctx['bucket']}"
+    if resource == f"{bucket}/{ctx['state_prefix']}dead-letters/*":
+        assert condition is None
+        return "dead-letters"
     for name in ("input", "output", "state"):
         if resource == f"{bucket}/{ctx[name + '_prefix']}*":
             assert condition is None
@@ -52,8 +56,11 @@ def classify(resource: str, condition: dict[str, Any] | None, ctx: dict[str, str
     region = ctx["region"]
     if resource == f"acs:log:{region}:*:project/{ctx['log_project']}/logstore/{ctx['log_store']}":
         return "logstore"
-    if resource == f"acs:mns:{region}:*:/queues/{ctx['dead_letter_queue']}/messages":
-        return "dead-letter-queue"
+    if resource in (
+        f"acs:fc:{region}:*:functions/{ctx['dead_letter_function']}",
+        f"acs:fc:{region}:*:services/{ctx['dead_letter_service']}/functions/{ctx['dead_letter_function']}",
+    ):
+        return "dead-letter-function"
     if resource in (
         f"acs:fc:{region}:*:functions/{ctx['upload_function']}",
         f"acs:fc:{region}:*:services/{ctx['upload_service']}/functions/{ctx['upload_function']}",
@@ -97,14 +104,16 @@ def test_trust_policies_name_the_right_service() -> None:
 
 def test_roles_in_s_yaml_are_the_ones_the_policies_are_for(s_yaml: dict[str, Any], render: Any) -> None:
     v = s_yaml["vars"]
-    upload, tick = (s_yaml["resources"][r]["props"] for r in ("on-upload", "on-tick"))
+    upload, tick, dead = (s_yaml["resources"][r]["props"] for r in ("on-upload", "on-tick", "dead-letter"))
     assert upload["role"] == f"acs:ram::${{config('AccountID')}}:role/{v['upload_role']}"
     assert tick["role"] == f"acs:ram::${{config('AccountID')}}:role/{v['tick_role']}"
-    assert len({v["upload_role"], v["tick_role"], v["trigger_role"]}) == 3, "one role per function"
+    assert dead["role"] == f"acs:ram::${{config('AccountID')}}:role/{v['dead_letter_role']}"
+    roles = (v["upload_role"], v["tick_role"], v["dead_letter_role"], v["trigger_role"])
+    assert len(set(roles)) == 4, "one role per function"
     for trigger in upload["triggers"]:
         assert trigger["invocationRole"] == f"acs:ram::${{config('AccountID')}}:role/{v['trigger_role']}"
     commands = "\n".join(render.role_commands(DEPLOY_ENV))
-    for role in (v["upload_role"], v["tick_role"], v["trigger_role"]):
+    for role in roles:
         assert f"CreateRole --RoleName {role} " in commands
         assert f"AttachPolicyToRole --PolicyType Custom --PolicyName {role} --RoleName {role}" in commands
     assert "AliyunOSSFullAccess" not in commands
@@ -112,6 +121,6 @@ def test_roles_in_s_yaml_are_the_ones_the_policies_are_for(s_yaml: dict[str, Any
 
 def test_template_inlines_the_same_policies(render: Any, template: dict[str, Any]) -> None:
     ctx = render.policy_context(render.render_s_yaml(render.EXAMPLE_ENV))
-    for resource_id in ("on-upload", "on-tick"):
+    for resource_id in ("on-upload", "on-tick", "dead-letter"):
         service = template["Resources"][render.service_name(resource_id)]
         assert service["Properties"]["Policies"] == [render.render_policy(resource_id, ctx)]

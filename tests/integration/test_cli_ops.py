@@ -304,13 +304,13 @@ def test_status_and_jobs_show_text_and_json(env, stack, capsys):
     assert report["oldest_queued"]["key"] == "inbox/b/000.jpg"
     assert report["poller"]["lease"] == "free"
     [failure] = report["recent_failures"]
-    assert (failure["state"], failure["code"]) == ("REJECTED", "image.unreadable")
+    assert (failure["state"], failure["code"]) == ("REJECTED", "source.not_an_image")
     assert failure["key"] == "inbox/broken.jpg"
     assert status == 0
     assert "in flight: 0 of 5 (max_concurrent_tasks)" in text
     assert "oldest created" in text
     assert "(inbox/b/000.jpg)" in text
-    assert "REJECTED image.unreadable  inbox/broken.jpg" in text
+    assert "REJECTED source.not_an_image  inbox/broken.jpg" in text
 
     [done] = run_json(capsys, "jobs", "show", "inbox/a/000.jpg")
     by_id = run_json(capsys, "jobs", "show", done["job_id"])
@@ -423,3 +423,80 @@ def test_a_stopped_timer_is_critical_after_three_periods(env, stack, capsys):
     [alert] = status_report(ops, 10, now=late)["alerts"]
     assert (alert["level"], alert["code"]) == ("CRITICAL", "poller.stale")
     assert "timer trigger" in alert["fix"]
+
+
+# ============================================================================= dead letters
+def fc_failure_payload(event: bytes, request_id: str) -> bytes:
+    """What FC hands the on-failure destination after the last retry (docs/local-stack.md)."""
+    return json.dumps(
+        {
+            "timestamp": int(time.time() * 1000),
+            "requestContext": {
+                "requestId": request_id,
+                "functionArn": "acs:fc:cn-beijing:123:functions/outpaint-on-upload",
+                "condition": "UnhandledInvocationError",
+                "approximateInvokeCount": 4,
+            },
+            "requestPayload": event.decode(),
+            "responseContext": {"statusCode": 200, "functionError": "UnhandledInvocationError"},
+            "responsePayload": '{"errorType": "StorageError", "errorMessage": "OSS answered 503"}',
+        }
+    ).encode()
+
+
+def test_a_dead_letter_shows_in_status_and_backfill_finishes_it_with_one_task(env, stack, capsys, tmp_path):
+    event = stack.upload("inbox/dl/lost.jpg", photo(), ratio="16:9")  # the event on_upload never finished
+    failure = tmp_path / "failure.json"
+    failure.write_bytes(fc_failure_payload(event, "req-1"))
+    for _ in range(2):  # FC may deliver to the destination more than once: one dead letter
+        status, out, _ = run(capsys, "invoke", "dead-letter", str(failure))
+        assert status == 0, out
+    assert [json.loads(out)["new"]] == [False]
+
+    status, out, _ = run(capsys, "status", "--check")
+    assert status == 1
+    assert out.splitlines() == [
+        "WARNING uploads.dead_letters: 1 upload event(s) failed every FC retry and wait as dead letters "
+        "(fix: `outpaint backfill --dead-letters` offers their objects to intake again (after fixing what "
+        "the reason says) and clears each one it finished)"
+    ]
+    report = run_json(capsys, "status")
+    [letter] = report["dead_letters"]
+    assert letter["keys"] == ["inbox/dl/lost.jpg"]
+    assert letter["request_id"] == "req-1"
+    assert letter["reason"] == (
+        'UnhandledInvocationError: {"errorType": "StorageError", "errorMessage": "OSS answered 503"}'
+    )
+    assert run(capsys, "status")[1].count("inbox/dl/lost.jpg") == 1
+
+    dry = run_json(capsys, "backfill", "--dead-letters", "--dry-run")
+    assert [d["keys"] for d in dry["dead_letters"]] == [["inbox/dl/lost.jpg"]]
+    assert stack.dashscope.stats()["submits_accepted"] == 0
+
+    result = run_json(capsys, "backfill", "--dead-letters", "--drain")
+    assert (result["replayed"], result["actions"], result["kept"]) == (1, {"created": 1}, [])
+    assert result["drain"]["done"] == 1
+    assert stack.dashscope.stats()["submits_accepted"] == 1
+    [job_id] = store_of(stack).job_ids_for_source("inbox/dl/lost.jpg")
+    assert store_of(stack).load(job_id).state is State.DONE
+    assert run(capsys, "status", "--check")[:2] == (0, "OK no alerts\n")
+    # Replaying the same event again (say, from a copy) finds the job: still one task.
+    stack.on_upload(event)
+    assert stack.dashscope.stats()["submits_accepted"] == 1
+
+
+def test_a_dead_letter_that_is_not_an_upload_event_is_kept_and_said(env, stack, capsys, tmp_path):
+    failure = tmp_path / "failure.json"
+    failure.write_bytes(fc_failure_payload(b'{"not": "an oss event"}', "req-2"))
+    assert run(capsys, "invoke", "dead-letter", str(failure))[0] == 0
+    result = run_json(capsys, "backfill", "--dead-letters")
+    assert result["replayed"] == 0
+    [kept] = result["kept"]
+    assert "unknown shape" in kept["why"]
+    assert run_json(capsys, "status")["dead_letters_total"] == 1
+
+
+def test_backfill_wants_a_prefix_or_dead_letters(env, capsys):
+    status, _, err = run(capsys, "backfill")
+    assert status == 1
+    assert "give a PREFIX or --dead-letters" in err

@@ -111,7 +111,7 @@ def test_refusals_become_rejected_records_with_reasons(stack):
     by_key = {job.source_key: job for job in records(stack)}
     assert {job.state for job in by_key.values()} == {State.REJECTED}
     assert by_key["inbox/small.jpg"].error_code == "plan.image_too_small"
-    assert by_key["inbox/text.jpg"].error_code == "image.unreadable"
+    assert by_key["inbox/text.jpg"].error_code == "source.not_an_image"
     assert by_key["inbox/banana.jpg"].error_code == "plan.bad_ratio"
     assert stack.dashscope.stats()["submits_accepted"] == 0
 

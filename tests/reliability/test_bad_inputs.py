@@ -39,8 +39,28 @@ def noisy_png(megabytes: float) -> bytes:
 
 FILES = {
     # name: (bytes factory, expected state, expected code)
-    "zero-bytes.jpg": (lambda: b"", State.REJECTED, "image.unreadable"),
-    "text-named.jpg": (lambda: b"just some text, not a picture\n" * 20, State.REJECTED, "image.unreadable"),
+    "zero-bytes.jpg": (lambda: b"", State.REJECTED, "source.not_an_image"),
+    "text-named.jpg": (
+        lambda: b"just some text, not a picture\n" * 20,
+        State.REJECTED,
+        "source.not_an_image",
+    ),
+    "notes.txt": (
+        lambda: "plain text, 图片 named as it is\n".encode() * 9,
+        State.REJECTED,
+        "source.not_an_image",
+    ),
+    "report.pdf": (lambda: b"%PDF-1.7\n" + os.urandom(3000), State.REJECTED, "source.not_an_image"),
+    "clip.heic": (lambda: b"\0\0\0\x20ftypisom" + os.urandom(3000), State.REJECTED, "source.not_an_image"),
+    "noise.png": (lambda: b"\0" + os.urandom(300_000), State.REJECTED, "source.not_an_image"),
+    "bmp-named.jpg": (
+        lambda: encoded(Image.new("RGB", (700, 600)), "BMP"),
+        State.REJECTED,
+        "plan.unsupported_format",
+    ),
+    "upper-case.PNG": (lambda: photo(800, 600, fmt="PNG"), State.DONE, None),
+    "mixed-case.Jpg": (lambda: photo(800, 600), State.DONE, None),
+    "no-extension": (lambda: photo(800, 600), State.DONE, None),
     "truncated.jpg": (lambda: photo(800, 800)[:-4000], State.REJECTED, "image.truncated"),
     "truncated.png": (lambda: photo(800, 800, fmt="PNG")[:-100], State.REJECTED, "image.truncated"),
     "tiny-100.png": (lambda: photo(100, 100, fmt="PNG"), State.REJECTED, "plan.image_too_small"),

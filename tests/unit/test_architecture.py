@@ -33,6 +33,7 @@ RANKS: dict[str, int] = {
     "outpaint.oss": 5,
     "outpaint.lease": 5,
     "outpaint.checkpoints": 5,
+    "outpaint.deadletters": 5,
     "outpaint.journal": 5,
     "outpaint.health": 2,
     "outpaint.submit": 6,
@@ -54,6 +55,7 @@ PURE = (
 )
 IO_MODULES = (
     "outpaint.oss", "outpaint.store", "outpaint.lease", "outpaint.journal", "outpaint.checkpoints",
+    "outpaint.deadletters",
     "outpaint.results", "outpaint.probe", "outpaint.app", "outpaint.runtime", "outpaint.config",
     "oss2", "httpx", "PIL", "requests", "socket",
 )  # fmt: skip

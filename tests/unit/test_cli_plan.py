@@ -146,7 +146,7 @@ def test_unreadable_file_exits_2(capsys, tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("not an image")
     assert main(["plan", str(path), "--meta", "ratio=1:1"]) == 2
-    assert "image.unreadable" in capsys.readouterr().err
+    assert "source.not_an_image" in capsys.readouterr().err
 
 
 def test_bad_meta_syntax_is_a_usage_error(capsys, photo):

@@ -4,6 +4,9 @@ Each object is offered to intake exactly as an upload event's object is (``Pipel
 the probe, the plan), so a job id is the one a real upload event would produce (duplicates end there).
 Backfill never submits: ``--drain`` runs the ordinary poller until no job is active. A checkpoint under
 the state prefix remembers the last key processed, so an interrupted run continues where it stopped.
+
+``--dead-letters`` replays the upload events FC gave up on (kept by the dead-letter function) through the
+same intake as the upload function, and discards each one once its objects went through.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from outpaint.cli.ops_common import Ops, OpsError, fail, format_seconds, positive_int, print_json
 from outpaint.cli.ops_progress import Progress
+from outpaint.deadletters import summary
+from outpaint.errors import EventError
 from outpaint.job import ACTIVE_STATES, Trigger
 
 if TYPE_CHECKING:
@@ -23,7 +28,10 @@ if TYPE_CHECKING:
     from outpaint.poller import PollReport
     from outpaint.store import JobStore
 
-HELP = "enqueue existing objects under PREFIX through the normal intake (resumable; --drain finishes them)"
+HELP = (
+    "enqueue existing objects under PREFIX, or replay the dead letters, through the normal intake "
+    "(resumable; --drain finishes them)"
+)
 CHECKPOINT_EVERY = 10
 DRAIN_REFRESH_SECONDS = 2.0
 DRAIN_IDLE_SECONDS = 1.0  # pause after a poller run that moved nothing (no busy loop)
@@ -32,7 +40,14 @@ POLL_COUNTERS = ("submitted", "throttled", "queries", "done", "failed", "requeue
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prefix", metavar="PREFIX", help="object key prefix, inside the input prefix")
+    parser.add_argument(
+        "prefix", metavar="PREFIX", nargs="?", help="object key prefix, inside the input prefix"
+    )
+    parser.add_argument(
+        "--dead-letters",
+        action="store_true",
+        help="instead of PREFIX: replay the upload events FC gave up on, clearing each one replayed",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would be enqueued, change nothing")
     parser.add_argument("--restart", action="store_true", help="ignore the checkpoint of an earlier run")
     parser.add_argument(
@@ -43,6 +58,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def backfill(ops: Ops, args: argparse.Namespace) -> int:
+    if (args.prefix is None) == (not args.dead_letters):
+        raise OpsError("give a PREFIX or --dead-letters (one of the two)")
+    if args.dead_letters:
+        return _dead_letters(ops, args)
     prefix = scan_prefix(args.prefix, ops.settings.input_prefix)
     # Built first, so a missing DashScope key fails before anything is listed.
     pipeline = None if args.dry_run else ops.pipeline
@@ -59,15 +78,67 @@ def backfill(ops: Ops, args: argparse.Namespace) -> int:
             pipeline, checkpoints, prefix, batch, complete=len(batch) == len(keys), checkpoint=checkpoint
         )
     )
+    return _finish(pipeline, summary, args, _print_summary)
+
+
+def _finish(pipeline: Pipeline, summary: dict[str, Any], args: argparse.Namespace, show: Any) -> int:
+    """Drain when asked, print the summary, and exit 1 when the drain stalled."""
     if args.drain:
         summary["drain"] = drain(pipeline)
     if args.json:
         print_json(summary)
     else:
-        _print_summary(summary)
+        show(summary)
+        _print_drain(summary.get("drain"))
     if args.drain and summary["drain"]["stalled"]:
         return fail("backfill", stall_message(summary["drain"]), 1)
     return 0
+
+
+def _dead_letters(ops: Ops, args: argparse.Namespace) -> int:
+    """Replay the dead letters (at most ``--limit``) through intake; discard each one replayed."""
+    pipeline = None if args.dry_run else ops.pipeline
+    letters = ops.dead_letters
+    keys = letters.keys()
+    entries = letters.entries(keys if args.limit is None else keys[: args.limit])
+    if pipeline is None:
+        found = [
+            {"key": key, **(summary(letter) if letter else {"reason": "unreadable"})}
+            for key, letter in entries
+        ]
+        if args.json:
+            print_json({"dry_run": True, "dead_letters": found})
+        else:
+            for item in found:
+                keys_text = ", ".join(item.get("keys") or []) or "-"
+                print(f"would replay {item['key']}: {keys_text}  ({item['reason']})")
+            print(f"{len(found)} dead letter(s)")
+        return 0
+    actions: Counter[str] = Counter()
+    kept: list[dict[str, str]] = []
+    with Progress("dead letters", len(entries)) as progress:
+        for key, letter in entries:
+            try:
+                if letter is None:
+                    raise EventError("the dead letter cannot be read")
+                records = letter.invocation.records()
+            except EventError as exc:
+                kept.append({"key": key, "why": exc.message})
+                continue
+            actions.update(outcome.action for outcome in pipeline.intake(records))
+            letters.discard(key)  # only once intake took every record: a crash before keeps it
+            progress.advance(note=f"{actions['created']} created")
+    replayed = len(entries) - len(kept)
+    result = {"dead_letters": len(keys), "replayed": replayed, "actions": dict(actions), "kept": kept}
+    return _finish(pipeline, result, args, _print_replay)
+
+
+def _print_replay(result: dict[str, Any]) -> None:
+    print(f"dead letters: {result['replayed']} of {result['dead_letters']} replayed and cleared")
+    if result["actions"]:
+        print("  " + ", ".join(f"{action} {count}" for action, count in sorted(result["actions"].items())))
+    for item in result["kept"]:
+        print(f"  kept {item['key']}: {item['why']} (look at it, then delete it by hand)")
 
 
 def scan_prefix(prefix: str, input_prefix: str) -> str:
@@ -212,7 +283,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(
             f"  checkpoint saved after {summary['last_key']}: run again to continue, --restart to start over"
         )
-    drained = summary.get("drain")
+
+
+def _print_drain(drained: dict[str, Any] | None) -> None:
     if drained:
         calls = (
             f"{drained['submitted']} submits, {drained['throttled']} throttled, {drained['queries']} queries"

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from outpaint.app import Pipeline
     from outpaint.checkpoints import Checkpoints
     from outpaint.config import Settings
+    from outpaint.deadletters import DeadLetters
     from outpaint.lease import LeaseStore
     from outpaint.oss import Credentials
     from outpaint.store import JobStore
@@ -63,6 +64,13 @@ class Ops:
         from outpaint.lease import LeaseStore
 
         return LeaseStore(self.store.storage, self.settings.state_prefix)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        """Upload events FC gave up on (no DashScope key needed)."""
+        from outpaint.deadletters import DeadLetters
+
+        return DeadLetters(self.store.storage, self.settings.state_prefix)
 
     @cached_property
     def checkpoints(self) -> Checkpoints:

@@ -17,6 +17,7 @@ from outpaint.cli.ops_common import (
     non_negative_int,
     print_json,
 )
+from outpaint.deadletters import summary
 from outpaint.health import HOUR, Level, alerts, worst
 from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 from outpaint.naming import META_JOB_ID
@@ -71,7 +72,10 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
     failures.sort(key=lambda r: r.updated_at, reverse=True)
     lease = ops.leases.current()
     health = lease.health if lease is not None else None
-    found = alerts(health, now, ops.settings.alert_policy(), queued=len(ids[State.QUEUED]))
+    letter_keys = ops.dead_letters.keys()
+    found = alerts(
+        health, now, ops.settings.alert_policy(), queued=len(ids[State.QUEUED]), dead_letters=len(letter_keys)
+    )
     return {
         "level": worst(found).name,
         "alerts": [
@@ -87,6 +91,11 @@ def status_report(ops: Ops, limit: int, now: float | None = None) -> dict[str, A
         "oldest_queued": oldest
         and {"job_id": oldest.job_id, "key": oldest.source_key, "age_seconds": now - oldest.created_at},
         "poller": _lease_view(lease, now),
+        "dead_letters": [
+            {"key": key, **(summary(letter) if letter else {"reason": "unreadable dead letter"})}
+            for key, letter in ops.dead_letters.entries(letter_keys[:limit])
+        ],
+        "dead_letters_total": len(letter_keys),
         "recent_failures": [
             {
                 "job_id": r.job_id,
@@ -159,6 +168,12 @@ def _print_status(report: dict[str, Any]) -> None:
     if "expires_in_seconds" in poller:
         lease += f", {format_seconds(poller['expires_in_seconds'])} left"
     print(f"poller lease: {lease}{')' if 'term' in poller else ''}")
+    if report["dead_letters_total"]:
+        print(f"dead letters: {report['dead_letters_total']} (outpaint backfill --dead-letters replays them)")
+        for item in report["dead_letters"]:
+            keys = ", ".join(item.get("keys") or []) or "(no object key in the event)"
+            print(f"  {format_time(item['received_at']) if 'received_at' in item else '?'}  {keys}")
+            print(f"      {item['reason']}")
     failures = report["recent_failures"]
     if not failures:
         print("recent failures: none")

@@ -31,22 +31,33 @@ def _env_defaults() -> PlanDefaults:
     return load_settings(bucket=os.environ.get("OUTPAINT_BUCKET") or "unused-by-plan").plan_defaults()
 
 
+class _FileReader:
+    """A local file as the probe's byte-range reader (no OSS ``image/info`` fallback)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get_bytes(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        with self.path.open("rb") as file:
+            if byte_range is None:
+                return file.read()
+            file.seek(byte_range[0])
+            return file.read(byte_range[1] - byte_range[0] + 1)
+
+    def image_info(self, key: str) -> dict[str, Any] | None:
+        return None
+
+
 def probe_file(path: Path) -> ImageFacts:
-    """Format, size, frame count and mode of an image file, as the pipeline's probe reports them."""
-    from PIL import Image, UnidentifiedImageError
+    """Format, size, frame count and mode of an image file: the pipeline's own probe, on a local file."""
+    from outpaint.probe import probe_image
 
     try:
-        with Image.open(path) as image:
-            return ImageFacts(
-                width=image.width,
-                height=image.height,
-                format=image.format or "unknown",
-                size_bytes=path.stat().st_size,
-                frames=getattr(image, "n_frames", 1),
-                mode=image.mode,
-            )
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ImageProbeError(f"{path}: {exc}") from None
+        return probe_image(_FileReader(path), str(path), path.stat().st_size)
+    except OSError as exc:
+        raise ImageProbeError(f"{path}: {exc.strerror or exc}") from None
+    except ImageProbeError as exc:
+        raise ImageProbeError(f"{path}: {exc.message}", code=exc.code) from None
 
 
 def _meta_pair(text: str) -> tuple[str, str]:
