@@ -70,12 +70,26 @@ def test_every_image_loads_every_link_resolves_and_the_console_stays_clean(brows
         assert len(images) >= 10
         assert [src for src, complete, width in images if not complete or width == 0] == []
         links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
-        assert len(links) == len(images)
+        assert len(links) == 17  # 8 sources and 9 results, each linking to its full size
         for link in links:
             response = page.request.get(link)
             assert response.ok, link
             assert response.headers["content-type"].startswith("image/")
         assert "EMULATED results" in page.inner_text("body")
+        # The original's box is drawn on every result, inside it, and smaller than it.
+        boxes = page.eval_on_selector_all(
+            ".box",
+            """els => els.map(e => {
+                const b = e.getBoundingClientRect();
+                const i = e.parentElement.querySelector('img').getBoundingClientRect();
+                return [b.left - i.left, b.top - i.top, i.right - b.right, i.bottom - b.bottom,
+                        b.width * b.height, i.width * i.height];
+            })""",
+        )
+        assert len(boxes) == 9
+        for *margins, box_area, image_area in boxes:
+            assert min(margins) > -1.5  # inside, up to rounding
+            assert 0 < box_area < image_area
         assert errors == []
     finally:
         server.shutdown()

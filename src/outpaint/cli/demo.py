@@ -263,7 +263,21 @@ def write_gallery(tracked: list[Tracked], folder: Path, price: float | None) -> 
                 caption = f"{size[0]}x{size[1]} in {_seconds(job)}, cost {cost}"
                 src = f"results/{Path(job.output_key).name}"
                 sent = json.dumps(job.parameters, sort_keys=True, separators=(",", ":"))
-                cells.append(_figure(src, job.variant_name, caption, _scaled(size, scale), sent))
+                box = original_box(job, item.sample.size)
+                if box:
+                    caption += f", {1 - box[2] * box[3]:.0%} generated"
+                before = f"sources/{item.sample.name}" if box and not job.parameters.get("angle") else ""
+                cells.append(
+                    _figure(
+                        src,
+                        job.variant_name,
+                        caption,
+                        _scaled(size, scale),
+                        sent=sent,
+                        box=box,
+                        before=before,
+                    )
+                )
             else:
                 cells.append(
                     f'<div class="refused"><b>{html.escape(job.state.value)}</b><br>'
@@ -284,13 +298,18 @@ figure {{ margin: 0; }} figure img {{ border: 1px solid #444; display: block; }}
 figcaption {{ color: #aaa; font-size: 12px; max-width: 360px; }}
 .refused {{ border: 1px dashed #d66; color: #f99; padding: 12px; max-width: 320px; }}
 .sent {{ color: #8c8; font-size: 11px; word-break: break-all; display: block; }}
+.frame {{ position: relative; display: inline-block; line-height: 0; }}
+.box {{ position: absolute; outline: 2px dashed #ffd479; pointer-events: none; }}
+.before {{ position: absolute; opacity: 0; transition: opacity .2s; border: 0 !important; }}
+.frame:hover .before {{ opacity: 1; }}
 .emulated {{ background: #4a3b12; color: #ffd479; padding: 8px 12px; }}
 .real {{ background: #173a24; color: #9be7b4; padding: 8px 12px; }}
 </style></head><body>
 <h1>outpaint demo: before → after</h1>
 <p class="{"real" if price is not None else "emulated"}">{_LABELS[price is not None]}</p>
 <p>Each source on the left, its out-painted results on the right, all at the same scale, driven by the same
-handlers that run in Function Compute. Click a picture for its full size.</p>
+handlers that run in Function Compute. The dashed box is where the original sits (the rest was generated);
+hover a result to see the original in place (before/after); click a picture for its full size.</p>
 {"".join(rows)}
 </body></html>
 """
@@ -304,13 +323,50 @@ _LABELS = {
 }
 
 
-def _figure(src: str, title: str, caption: str, size: tuple[int, int], sent: str = "") -> str:
+Box = tuple[float, float, float, float]
+
+
+def original_box(job: JobRecord, source: tuple[int, int]) -> Box | None:
+    """Where the (rotated) source sits in the API's output: (left, top, width, height) as fractions.
+
+    Offsets place it exactly; ratio and scale expansions centre it (the emulator's rule; the service does
+    not document its placement). A local finish resizes the whole canvas, so fractions still hold."""
+    from outpaint.plan import rotated_size
+
+    p, out_w, out_h = job.parameters, job.output_width, job.output_height
+    if not out_w or not out_h or 0 in source:
+        return None
+    w, h = rotated_size(source[0], source[1], int(p.get("angle", 0)))
+    by_offsets = not p.get("output_ratio") and max(p.get("x_scale", 1), p.get("y_scale", 1)) <= 1
+    left = p.get("left_offset", 0) if by_offsets else (out_w - w) / 2
+    top = p.get("top_offset", 0) if by_offsets else (out_h - h) / 2
+    return left / out_w, top / out_h, w / out_w, h / out_h
+
+
+def _figure(
+    src: str,
+    title: str,
+    caption: str,
+    size: tuple[int, int],
+    *,
+    sent: str = "",
+    box: Box | None = None,
+    before: str = "",
+) -> str:
+    """One picture linking to its full size; with ``box``, the original's place drawn on it, and with
+    ``before``, the source shown there on hover (before/after)."""
     link = html.escape(src)
     extra = f'<code class="sent">{html.escape(sent)}</code>' if sent else ""
+    overlay = ""
+    if box:
+        place = "left:{:.2%};top:{:.2%};width:{:.2%};height:{:.2%}".format(*box)
+        if before:
+            overlay += f'<img class="before" src="{html.escape(before)}" alt="before" style="{place}">'
+        overlay += f'<span class="box" style="{place}" title="the original"></span>'
     return (
-        f'<figure><a href="{link}"><img src="{link}" alt="{html.escape(title)}" width="{size[0]}" '
-        f'height="{size[1]}"></a><figcaption><b>{html.escape(title)}</b> {html.escape(caption)}{extra}'
-        "</figcaption></figure>"
+        f'<figure><a class="frame" href="{link}"><img src="{link}" alt="{html.escape(title)}" '
+        f'width="{size[0]}" height="{size[1]}">{overlay}</a><figcaption><b>{html.escape(title)}</b> '
+        f"{html.escape(caption)}{extra}</figcaption></figure>"
     )
 
 
