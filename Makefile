@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench package deploy install clean
+.PHONY: run test lint bench package deploy remove install clean
 
 run: $(STAMP)            ## the main job on the embedded local stack: a real end-to-end demo
 	$(PY) -m outpaint demo
@@ -27,8 +27,12 @@ install: $(STAMP)
 package: $(STAMP)        ## build/outpaint-fc.zip (s.yaml) + build/outpaint-fc-custom.zip (template.yaml, + shim)
 	$(PY) deploy/package.py --flavour all
 
-deploy: package          ## s deploy -y with credentials from the environment (see docs/deploy.md)
-	deploy/deploy.sh
+# deploy.sh runs every check and prints the plan before it builds the package (DEPLOY_DRY_RUN=1: stop there).
+deploy: $(STAMP)         ## roles, log store, functions and triggers: s deploy -y, credentials from the environment
+	PYTHON=$(PY) deploy/deploy.sh deploy
+
+remove: $(STAMP)         ## s remove -y: the functions, triggers and roles make deploy created; never the bucket
+	PYTHON=$(PY) deploy/deploy.sh remove
 
 # The gallery's browser test drives Debian's chromium (a test tool's own browser download cannot be
 # fetched here); CI runs as root with Debian's packages reachable.

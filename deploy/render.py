@@ -1,20 +1,18 @@
-"""Render deployment artefacts from the one source of truth, ``s.yaml`` + ``deploy/policies/*.json``.
+"""Render deployment artefacts and plans from the one source of truth, ``s.yaml``.
 
     python deploy/render.py template [--example] [--out PATH]   Funcraft template.yaml
-    python deploy/render.py policies [--example] [--out-dir DIR] RAM policy documents, filled in
-    python deploy/render.py roles [--example]                    `aliyun ram` commands creating the roles
+    python deploy/render.py policies [--example]                the roles' RAM policies, filled in
+    python deploy/render.py plan [--example] [--preview FILE]   what `make deploy` creates or updates
+    python deploy/render.py removal [--example] [--preview FILE] what `make remove` deletes (or refuses)
+    python deploy/render.py var NAME [--example] [--preview FILE] one rendered s.yaml vars entry
 
 ``s.yaml`` variables are resolved the way Serverless Devs does it: ``${vars.x}``,
 ``${env('X')}`` / ``${env('X', 'default')}``, and ``${config('AccountID')}`` from
-``ALIBABA_CLOUD_ACCOUNT_ID`` (left as is when unset). Policies use ``*`` for the account: a role only
-ever acts inside its own account. Without ``--example`` the values
-come from this process's environment (``OUTPAINT_BUCKET``, ``DASHSCOPE_API_KEY``, ...); ``--example``
-uses fixed placeholder values: that is how the committed ``template.yaml`` is produced, and
-tests/deploy checks that it is up to date.
-
-The policy files are ``string.Template`` documents with these placeholders: bucket, input_prefix,
-output_prefix, state_prefix, region, log_project, log_store, upload_function, upload_service,
-dead_letter_function, dead_letter_service. Each function's policy is ``deploy/policies/<resource id>.json``.
+``ALIBABA_CLOUD_ACCOUNT_ID`` (left as is when unset). ``--preview`` reads what `s preview -o json`
+rendered instead (deploy/deploy.sh does). Without ``--example`` the values come from this process's
+environment (``OUTPAINT_BUCKET``, ``DASHSCOPE_API_KEY``, ...); ``--example`` uses fixed placeholder
+values: that is how the committed ``template.yaml`` is produced, and tests/deploy checks that it is up
+to date. The roles and their policies are the ``ram`` resources of s.yaml.
 """
 
 from __future__ import annotations
@@ -23,8 +21,6 @@ import argparse
 import json
 import os
 import re
-import shlex
-import string
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +30,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 S_YAML = ROOT / "s.yaml"
-POLICY_DIR = ROOT / "deploy" / "policies"
 
 # The values the committed template.yaml is rendered with. No secret and no account id in the repo.
 ACCOUNT_ID_ENV = "ALIBABA_CLOUD_ACCOUNT_ID"
@@ -113,33 +108,29 @@ def service_name(resource_id: str) -> str:
     return "outpaint-" + resource_id.removeprefix("on-")
 
 
-def policy_context(rendered: Mapping[str, Any]) -> dict[str, str]:
-    """Placeholder values of deploy/policies/*.json for a rendered s.yaml."""
-    variables = rendered["vars"]
-    upload = rendered["resources"]["on-upload"]["props"]
-    dead_letter = rendered["resources"]["dead-letter"]["props"]
-    return {
-        "bucket": variables["bucket"],
-        "input_prefix": variables["input_prefix"],
-        "output_prefix": variables["output_prefix"],
-        "state_prefix": variables["state_prefix"],
-        "region": variables["region"],
-        "log_project": variables["log_project"],
-        "log_store": variables["log_store"],
-        "upload_function": upload["functionName"],
-        "upload_service": service_name("on-upload"),
-        "dead_letter_function": dead_letter["functionName"],
-        "dead_letter_service": service_name("dead-letter"),
-    }
+def functions(rendered: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fc3 resources of a rendered s.yaml: resource id -> props."""
+    return {rid: r["props"] for rid, r in rendered["resources"].items() if r["component"] == "fc3"}
 
 
-def render_policy(name: str, context: Mapping[str, str]) -> dict[str, Any]:
-    """deploy/policies/<name>.json with its placeholders filled in (every one must be known)."""
-    text = (POLICY_DIR / f"{name}.json").read_text(encoding="utf-8")
-    try:
-        return json.loads(string.Template(text).substitute(context))
-    except KeyError as exc:
-        raise RenderError(f"policy {name}: unknown placeholder {exc}") from None
+def roles(rendered: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The RAM roles a rendered s.yaml creates (``ram`` component): resource id -> props."""
+    return {rid: r["props"] for rid, r in rendered["resources"].items() if r["component"] == "ram"}
+
+
+def role_policy(role: Mapping[str, Any]) -> dict[str, Any]:
+    """The one custom policy of a role, as the ``ram`` component creates it (Version 1)."""
+    (policy,) = role["policies"]
+    return {"Version": "1", "Statement": policy["statement"]}
+
+
+def function_role(rendered: Mapping[str, Any], resource_id: str) -> dict[str, Any]:
+    """The role (ram props) whose ARN is function ``resource_id``'s ``role``."""
+    name = functions(rendered)[resource_id]["role"].rsplit("/", 1)[-1]
+    matches = [r for r in roles(rendered).values() if r["name"] == name]
+    if not matches:
+        raise RenderError(f"{resource_id}: role {name!r} is not created by any ram resource in s.yaml")
+    return matches[0]
 
 
 # --- Funcraft template --------------------------------------------------------------------------
@@ -226,25 +217,24 @@ def _events(props: Mapping[str, Any]) -> dict[str, Any]:
 def render_template(env: Mapping[str, str]) -> dict[str, Any]:
     """The Funcraft (ROS 2018-04-03) template equivalent of s.yaml."""
     rendered = render_s_yaml(env)
-    context = policy_context(rendered)
+    variables = rendered["vars"]
     resources: dict[str, Any] = {}
-    services = {r["props"]["functionName"]: service_name(rid) for rid, r in rendered["resources"].items()}
-    for resource_id, resource in rendered["resources"].items():
-        props = resource["props"]
-        log = props["logConfig"]
+    services = {p["functionName"]: service_name(rid) for rid, p in functions(rendered).items()}
+    for resource_id, props in functions(rendered).items():
         service: dict[str, Any] = {
             "Type": "Aliyun::Serverless::Service",
             "Properties": {
                 "Description": f"outpaint {resource_id}: {props['description']}",
                 "InternetAccess": props["internetAccess"],
+                # fc3's `logConfig: auto` with the names deploy/deploy.sh gives it.
                 "LogConfig": {
-                    "Project": log["project"],
-                    "Logstore": log["logstore"],
-                    "EnableRequestMetrics": log["enableRequestMetrics"],
-                    "EnableInstanceMetrics": log["enableInstanceMetrics"],
+                    "Project": variables["log_project"],
+                    "Logstore": variables["log_store"],
+                    "EnableRequestMetrics": True,
+                    "EnableInstanceMetrics": True,
                 },
-                # Inlined from deploy/policies/<resource id>.json: the service role gets exactly this.
-                "Policies": [render_policy(resource_id, context)],
+                # The policy of the function's ram role in s.yaml: the service role gets exactly this.
+                "Policies": [role_policy(function_role(rendered, resource_id))],
             },
             props["functionName"]: {
                 "Type": "Aliyun::Serverless::Function",
@@ -261,9 +251,8 @@ def render_template(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 TEMPLATE_HEADER = """\
-# GENERATED by `python deploy/render.py template --example --out template.yaml` from s.yaml and
-# deploy/policies/*.json. Do not edit: change s.yaml or the policies and re-render (a test fails when
-# this file is stale).
+# GENERATED by `python deploy/render.py template --example --out template.yaml` from s.yaml. Do not
+# edit: change s.yaml and re-render (a test fails when this file is stale).
 #
 # Funcraft / ROS (Aliyun::Serverless-2018-04-03) form of the same deployment, for `fun validate` and
 # for accounts that still deploy with Funcraft or ROS. `make deploy` uses s.yaml, not this file.
@@ -278,13 +267,14 @@ TEMPLATE_HEADER = """\
 #   `bootstrap` starts `python3 -m outpaint.runtime` (functions-framework) on CAPort 9000, which needs a
 #   python3 >= 3.12 in the instance (the bootstrap checks and says so); the handler names are passed
 #   through unchanged.
-# - One service per function, so each function keeps its own least-privilege role (Policies are
-#   per service in this format).
+# - One service per function, so each function keeps its own least-privilege role: Funcraft creates
+#   the service role from `Policies:` (the same statements as s.yaml's ram roles) and names it itself.
+# - With AsyncConfiguration, Funcraft also attaches AliyunFCInvocationAccess and an MNS send policy on
+#   * to that role: broader than s.yaml, which `make deploy` avoids.
+# - The log store is not created: `LogConfig: Auto` would pick Funcraft's own project name, which the
+#   policies cannot name in advance. Deploy with `make deploy` first, or create it yourself.
 # - No reserved concurrency property: after deploying, limit outpaint-on-tick to 1 instance in the
 #   console (the lease object in the state prefix still prevents two ticks from working at once).
-# - With AsyncConfiguration and no Role, Funcraft also attaches AliyunFCInvocationAccess and an MNS
-#   send policy on * to the service role; to avoid that, pre-create the roles from deploy/policies
-#   (`python deploy/render.py roles`) and set `Role:` instead of `Policies:`.
 """
 
 
@@ -293,69 +283,140 @@ def dump_template(template: Mapping[str, Any]) -> str:
     return TEMPLATE_HEADER + body
 
 
-# --- RAM roles ------------------------------------------------------------------------------------
+# --- plans: what `make deploy` and `make remove` would do ---------------------------------------
 
 
-def role_commands(env: Mapping[str, str]) -> list[str]:
-    """`aliyun ram` CLI commands that create the four roles with their policies (idempotent-ish)."""
-    rendered = render_s_yaml(env)
-    context = policy_context(rendered)
-    variables = rendered["vars"]
-    fc_trust = json.dumps(json.loads((POLICY_DIR / "fc-trust.json").read_text()), separators=(",", ":"))
-    oss_trust = json.dumps(json.loads((POLICY_DIR / "oss-trust.json").read_text()), separators=(",", ":"))
-    roles = [
-        (variables["upload_role"], fc_trust, "on-upload"),
-        (variables["tick_role"], fc_trust, "on-tick"),
-        (variables["trigger_role"], oss_trust, "oss-trigger-invoke"),
-        (variables["dead_letter_role"], fc_trust, "dead-letter"),
-    ]
+def _statement_lines(policy: Mapping[str, Any]) -> list[str]:
     lines = []
-    for role, trust, policy in roles:
-        document = json.dumps(render_policy(policy, context), separators=(",", ":"))
-        q = shlex.quote
-        lines += [
-            f"aliyun ram CreateRole --RoleName {q(role)} --AssumeRolePolicyDocument {q(trust)}",
-            f"aliyun ram CreatePolicy --PolicyName {q(role)} --PolicyDocument {q(document)}",
-            f"aliyun ram AttachPolicyToRole --PolicyType Custom --PolicyName {q(role)} --RoleName {q(role)}",
-        ]
+    for statement in policy["Statement"]:
+        condition = statement.get("Condition")
+        suffix = f" if {json.dumps(condition, separators=(',', ':'))}" if condition else ""
+        actions = ", ".join(statement["Action"])
+        for resource in statement["Resource"]:
+            lines.append(f"    {statement['Effect'].lower()} {actions} on {resource}{suffix}")
     return lines
+
+
+def _trigger_line(trigger: Mapping[str, Any]) -> str:
+    config = trigger["triggerConfig"]
+    if trigger["triggerType"] == "oss":
+        key = config["filter"]["key"]
+        events = ", ".join(e.removeprefix("oss:ObjectCreated:") for e in config["events"])
+        role = trigger.get("invocationRole", "").rsplit("/", 1)[-1]
+        where = f"{trigger['sourceArn'].rsplit(':', 1)[-1]}/{key['prefix']}*{key['suffix']}"
+        return f"    trigger {trigger['triggerName']} (oss): {where}, events {events}, role {role}"
+    schedule = config.get("cronExpression", "")
+    return f"    trigger {trigger['triggerName']} ({trigger['triggerType']}): {schedule}"
+
+
+def deploy_plan(rendered: Mapping[str, Any]) -> list[str]:
+    """The resources `s deploy` creates or updates, one line per setting that matters."""
+    variables = rendered["vars"]
+    lines = [f"region {variables['region']}, bucket {variables['bucket']} (used, never created or changed)"]
+    for role in roles(rendered).values():
+        (policy,) = role["policies"]
+        lines.append(f"role {role['name']} (trusted by {role['service']}), policy {policy['name']}:")
+        lines += _statement_lines(role_policy(role))
+    for props in functions(rendered).values():
+        reserved = props.get("concurrencyConfig", {}).get("reservedConcurrency")
+        concurrency = "no reserved concurrency" if reserved is None else f"reserved concurrency {reserved}"
+        lines.append(
+            f"function {props['functionName']}: {props['runtime']} {props['handler']}, "
+            f"{props['memorySize']} MB, {props.get('cpu', '?')} vCPU, timeout {props['timeout']} s, "
+            f"{concurrency}, role {props['role'].rsplit('/', 1)[-1]}"
+        )
+        async_config = props.get("asyncInvokeConfig", {})
+        if async_config:
+            failure = async_config.get("destinationConfig", {}).get("onFailure", {}).get("destination")
+            lines.append(
+                f"    async: {async_config['maxAsyncRetryAttempts']} retries, events kept "
+                f"{async_config['maxAsyncEventAgeInSeconds']} s, on failure {failure or 'dropped'}"
+            )
+        log = props["logConfig"]
+        if log == "auto":
+            log = f"auto: {variables['log_project']}/{variables['log_store']} (created if missing)"
+        else:
+            log = f"{log['project']}/{log['logstore']}"
+        lines.append(f"    logs: {log}")
+        lines += [_trigger_line(t) for t in props.get("triggers", [])]
+    return lines
+
+
+# Components whose `remove` deletes only what they deployed: fc3 a function with its triggers and
+# async config, ram a role with its custom policies. Nothing else may be in s.yaml for `make remove`.
+REMOVABLE_COMPONENTS = ("fc3", "ram")
+
+
+def removal_plan(rendered: Mapping[str, Any]) -> list[str]:
+    """What `s remove` deletes, last deployed first. Refuses anything that could touch the bucket."""
+    bucket = rendered["vars"]["bucket"]
+    lines = []
+    for resource_id, resource in reversed(list(rendered["resources"].items())):
+        if resource["component"] not in REMOVABLE_COMPONENTS:
+            raise RenderError(
+                f"{resource_id}: component {resource['component']!r} is not one `make remove` may remove "
+                f"(only {', '.join(REMOVABLE_COMPONENTS)}): it could delete the bucket or its contents"
+            )
+        props = resource["props"]
+        if resource["component"] == "fc3":
+            triggers = ", ".join(t["triggerName"] for t in props.get("triggers", [])) or "none"
+            lines.append(f"function {props['functionName']} with its triggers ({triggers}) and async config")
+        else:
+            policies = ", ".join(p["name"] for p in props.get("policies", []))
+            lines.append(f"role {props['name']} with its policy {policies}")
+    lines.append(f"kept: bucket {bucket} and every object in it; the log project (it holds the logs)")
+    return lines
+
+
+def load_preview(path: Path) -> dict[str, Any]:
+    """`s preview -o json` output (a warning line may come before the JSON)."""
+    text = path.read_text(encoding="utf-8")
+    if "{" not in text:
+        raise RenderError(f"{path}: no JSON in the s preview output")
+    return json.loads(text[text.index("{") :])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("template", "policies", "roles"):
+    for name in ("template", "policies", "plan", "removal", "var"):
         p = sub.add_parser(name)
         p.add_argument("--example", action="store_true", help="use placeholder values, not the environment")
         if name == "template":
             p.add_argument("--out", type=Path, help="write here instead of stdout")
-        if name == "policies":
-            p.add_argument("--out-dir", type=Path, help="write <name>.json files here instead of stdout")
+        else:
+            p.add_argument("--preview", type=Path, help="`s preview -o json` output to read")
+        if name == "var":
+            p.add_argument("name", help="an s.yaml vars entry, printed rendered")
     args = parser.parse_args(argv)
     env = dict(EXAMPLE_ENV) if args.example else dict(os.environ)
     try:
-        if args.command == "template":
-            text = dump_template(render_template(env))
-            if args.out:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(text, encoding="utf-8")
-            else:
-                sys.stdout.write(text)
-        elif args.command == "policies":
-            context = policy_context(render_s_yaml(env))
-            for name in ("on-upload", "on-tick", "dead-letter", "oss-trigger-invoke"):
-                text = json.dumps(render_policy(name, context), indent=2) + "\n"
-                if args.out_dir:
-                    args.out_dir.mkdir(parents=True, exist_ok=True)
-                    (args.out_dir / f"{name}.json").write_text(text, encoding="utf-8")
-                else:
-                    sys.stdout.write(f"# {name}\n{text}")
-        else:
-            sys.stdout.write("\n".join(role_commands(env)) + "\n")
+        sys.stdout.write(_run(args, env))
     except RenderError as exc:
         print(f"render.py: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """The output of one command (or writes template.yaml to --out and returns nothing)."""
+    if args.command == "template":
+        text = dump_template(render_template(env))
+        if not args.out:
+            return text
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        return ""
+    rendered = load_preview(args.preview) if args.preview else render_s_yaml(env)
+    if args.command == "var":
+        if args.name not in rendered["vars"]:
+            raise RenderError(f"s.yaml has no vars.{args.name}")
+        return f"{rendered['vars'][args.name]}\n"
+    if args.command == "policies":
+        documents = {r["name"]: json.dumps(role_policy(r), indent=2) for r in roles(rendered).values()}
+        return "".join(f"# {name}\n{document}\n" for name, document in documents.items())
+    lines = deploy_plan(rendered) if args.command == "plan" else removal_plan(rendered)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ ERROR_CODES: dict[str, str] = {
     "plan.rotation_only_right_angle": "rotation alone by 90, 180 or 270 degrees (the API refuses it)",
     "plan.bad_boolean": "a boolean key is not one of true/false/1/0/yes/no",
     "plan.bad_gravity": "the gravity is not one of the nine compass names",
+    "plan.unknown_keys": "every outpaint-* key of the upload is unknown (a typo?): what it asks is unclear",
     "plan.too_many_variants": "more than 10 ratios and sizes requested for one upload",
     "plan.unsupported_format": "the image is not JPEG, PNG, HEIF or WEBP",
     "plan.animated": "the image has more than one frame",
@@ -481,15 +482,15 @@ def _check_limits(draft: _Draft, size: tuple[int, int], limit_image_size: bool) 
         )
 
 
-def _unknown_key_warnings(meta: Mapping[str, str]) -> list[str]:
+def _unknown_keys(meta: Mapping[str, str]) -> dict[str, str]:
+    """Each unknown key of ``meta`` → a "did you mean" hint ("" when nothing is close)."""
     import difflib  # only for typo suggestions: kept off the handler's import path
 
-    warnings = []
+    hints = {}
     for key in sorted(set(meta) - set(KEYS)):
         close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.85)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        warnings.append(f"unknown key {key} ignored{hint}")
-    return warnings
+        hints[key] = f" (did you mean {close[0]}?)" if close else ""
+    return hints
 
 
 def _requested_drafts(
@@ -556,7 +557,12 @@ def plan_upload(meta: Mapping[str, str], facts: ImageFacts, defaults: PlanDefaul
         "add_watermark": _parse_bool(meta, "outpaint-watermark", defaults.add_watermark),
         "limit_image_size": _parse_bool(meta, "outpaint-limit-size", defaults.limit_image_size),
     }
-    unknown = _unknown_key_warnings(meta)
+    hints = _unknown_keys(meta)
+    if hints and len(hints) == len(meta):
+        # Only misspelt keys: the upload asked for something, and doing the default instead would be a guess.
+        named = "; ".join(f"{key}={meta[key]!r}: unknown key{hint}" for key, hint in hints.items())
+        raise PlanError(f"{named}; nothing else was asked, so nothing is made", code="plan.unknown_keys")
+    unknown = [f"unknown key {key} ignored{hint}" for key, hint in hints.items()]
     if not angle and defaults.ratio is None and not any(key in meta for key in GEOMETRY_KEYS):
         return Plan(variants=(), skipped="; ".join(["no expansion requested", *unknown]))
 

@@ -42,10 +42,14 @@ def funcraft_functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def fc3_resources(s_yaml: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {rid: r for rid, r in s_yaml["resources"].items() if r["component"] == "fc3"}
+
+
 def oss_triggers(s_yaml: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         t
-        for res in s_yaml["resources"].values()
+        for res in fc3_resources(s_yaml).values()
         for t in res["props"].get("triggers", [])
         if t["triggerType"] == "oss"
     ]
@@ -129,9 +133,9 @@ def test_timer_fires_every_minute_with_a_json_payload(s_yaml: dict[str, Any]) ->
 
 
 def test_resource_ids_and_runtime(s_yaml: dict[str, Any]) -> None:
-    assert set(s_yaml["resources"]) == {"on-upload", "on-tick", "dead-letter"}
-    for resource in s_yaml["resources"].values():
-        assert resource["component"] == "fc3"
+    assert set(fc3_resources(s_yaml)) == {"on-upload", "on-tick", "dead-letter"}
+    assert {r["component"] for r in s_yaml["resources"].values()} == {"fc3", "ram"}
+    for resource in fc3_resources(s_yaml).values():
         assert resource["props"]["runtime"] == "python3.12"
         assert resource["props"]["code"] == "./build/outpaint-fc.zip"
         assert resource["props"]["memorySize"] % 64 == 0
@@ -160,13 +164,13 @@ def test_poller_is_a_singleton_whose_timeout_covers_its_budget(s_yaml: dict[str,
     )
     assert "destinationConfig" not in dead_letter["asyncInvokeConfig"], "a dead letter of dead letters"
     for p in (tick, upload, dead_letter):
-        assert p["logConfig"]["project"]
-        assert p["logConfig"]["logstore"]
+        # fc3 creates the log store (get-or-create) with the names deploy/deploy.sh passes it.
+        assert p["logConfig"] == "auto"
 
 
 def test_handler_names_resolve_to_callables(s_yaml: dict[str, Any], template: dict[str, Any]) -> None:
     names = set()
-    for p in (props(s_yaml, r) for r in s_yaml["resources"]):
+    for p in (props(s_yaml, r) for r in fc3_resources(s_yaml)):
         names.add(p["handler"])
         if "instanceLifecycleConfig" in p:
             names.add(p["instanceLifecycleConfig"]["initializer"]["handler"])
@@ -270,8 +274,8 @@ def test_template_agrees_with_s_yaml(
     builtin_zip = "./" + flavours["builtin"].out.relative_to(package_module.ROOT).as_posix()
     custom_zip = "./" + flavours["custom"].out.relative_to(package_module.ROOT).as_posix()
     functions = funcraft_functions(template)
-    assert set(functions) == {props(s_yaml, r)["functionName"] for r in s_yaml["resources"]}
-    for resource_id in s_yaml["resources"]:
+    assert set(functions) == {props(s_yaml, r)["functionName"] for r in fc3_resources(s_yaml)}
+    for resource_id in fc3_resources(s_yaml):
         p = props(s_yaml, resource_id)
         f = functions[p["functionName"]]
         fp = f["Properties"]
@@ -321,6 +325,8 @@ def test_template_agrees_with_s_yaml(
     for service in template["Resources"].values():
         log = service["Properties"]["LogConfig"]
         assert (log["Project"], log["Logstore"]) == (template_vars["log_project"], template_vars["log_store"])
+        assert log["EnableRequestMetrics"] is True, "as fc3's logConfig: auto"
+        assert log["EnableInstanceMetrics"] is True
 
 
 def test_template_keeps_one_service_and_role_per_function(template: dict[str, Any]) -> None:

@@ -497,6 +497,39 @@ def test_a_dead_letter_that_is_not_an_upload_event_is_kept_and_said(env, stack, 
 
 
 def test_backfill_wants_a_prefix_or_dead_letters(env, capsys):
-    status, _, err = run(capsys, "backfill")
-    assert status == 1
+    status, out, err = run(capsys, "backfill", "--json")
+    assert status == 2
+    assert json.loads(out) == {
+        "error": {"code": "usage", "message": "give a PREFIX or --dead-letters (one of the two)"}
+    }
     assert "give a PREFIX or --dead-letters" in err
+
+
+def test_jobs_list_filters_by_state_prefix_and_age(env, stack, capsys):
+    put_images(stack, "inbox/a/", 2, ratio="16:9")
+    put_images(stack, "inbox/b/", 1, ratio="banana")  # REJECTED
+    stack.bucket().put_object("inbox/b/skip.jpg", photo(600, 600), headers={"x-oss-meta-outpaint-skip": "1"})
+    run_json(capsys, "backfill", "inbox/")
+
+    every = run_json(capsys, "jobs", "list")
+    created = [j["created_at"] for j in every]
+    assert created == sorted(created, reverse=True), "newest first"
+    assert {j["state"] for j in every} == {"QUEUED", "REJECTED", "SKIPPED"}
+    rejected = run_json(capsys, "jobs", "list", "--state", "rejected")
+    assert [(j["key"], j["code"]) for j in rejected] == [("inbox/b/000.jpg", "plan.bad_ratio")]
+    skipped_or_queued = run_json(capsys, "jobs", "list", "--state", "SKIPPED", "--state", "queued")
+    assert {j["state"] for j in skipped_or_queued} == {"SKIPPED", "QUEUED"}
+    assert {j["key"] for j in run_json(capsys, "jobs", "list", "--prefix", "inbox/a/")} == {
+        "inbox/a/000.jpg",
+        "inbox/a/001.jpg",
+    }
+    assert len(run_json(capsys, "jobs", "list", "--limit", "1")) == 1
+    assert run_json(capsys, "jobs", "list", "--since", "1h") == every
+    status, text, _ = run(capsys, "jobs", "list", "--state", "REJECTED")
+    assert status == 0
+    assert "REJECTED   inbox/b/000.jpg [default]" in text
+    assert "plan.bad_ratio" in text
+    assert text.splitlines()[-1] == "1 job(s)"
+    # status counts SKIPPED and REJECTED too
+    counts = run_json(capsys, "status")["counts"]
+    assert (counts["SKIPPED"], counts["REJECTED"], counts["QUEUED"]) == (1, 1, 2)

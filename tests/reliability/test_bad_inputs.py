@@ -86,6 +86,7 @@ METADATA = {
     (("offsets", "a,b"),): "plan.bad_offsets",
     (("angle", "400"),): "plan.angle_out_of_range",
     (("angle", "90"),): "plan.rotation_only_right_angle",
+    (("ratoi", "16:9"),): "plan.unknown_keys",  # message: "... (did you mean outpaint-ratio?) ..."
 }
 
 KEYS = [

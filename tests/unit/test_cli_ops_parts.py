@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import socket
 import time
@@ -154,6 +155,37 @@ def test_usage_errors_exit_2(clean_env, capsys, argv):
     clean_env.setenv("OUTPAINT_BUCKET", "b")
     assert main(argv) == 2
     assert capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "code", "text"),
+    [
+        (["status", "--json", "--limit", "x"], 2, "usage", "expected a whole number >= 0"),
+        (["jobs", "list", "--json", "--state", "NOPE"], 2, "usage", "invalid choice"),
+        (["status", "--json"], 2, "config.invalid", "bucket (OUTPAINT_BUCKET): Field required"),
+        (["backfill", "outpainted/", "--json"], 1, "ops.failed", "outside the input prefix"),
+    ],
+)
+def test_json_commands_print_json_errors(clean_env, capsys, argv, status, code, text):
+    if "bucket" not in text:
+        clean_env.setenv("OUTPAINT_BUCKET", "b")
+        clean_env.setenv("OUTPAINT_ACCESS_KEY_ID", "LTAI-x")
+        clean_env.setenv("OUTPAINT_ACCESS_KEY_SECRET", "s")
+    assert main(argv) == status
+    out, err = capsys.readouterr()
+    error = json.loads(out)["error"]
+    assert error["code"] == code
+    assert text in error["message"]
+    assert text in err
+
+
+def test_plan_json_prints_json_errors(capsys, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    assert main(["plan", str(text), "--json", "--meta", "ratio=1:1"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "source.not_an_image"
+    assert "plain text" in error["message"]
 
 
 def test_backfill_summary_mentions_a_checkpoint_only_after_processing_something(capsys):

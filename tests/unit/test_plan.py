@@ -194,9 +194,18 @@ def test_skip_and_nothing_requested():
     assert plan.skipped == "no expansion requested"
 
 
-def test_typo_is_visible_even_when_skipped():
-    plan = plan_upload({"outpaint-ratoi": "16:9"}, PHOTO, DEFAULTS)
-    assert "did you mean outpaint-ratio?" in (plan.skipped or "")
+def test_only_typod_keys_are_rejected_with_the_suggestion():
+    for defaults in (DEFAULTS, PlanDefaults(ratio="1:1")):  # a default is not what the upload asked for
+        with pytest.raises(PlanError) as refused:
+            plan_upload({"outpaint-ratoi": "16:9", "outpaint-colour": "red"}, PHOTO, defaults)
+        assert refused.value.code == "plan.unknown_keys"
+        assert refused.value.message == (
+            "outpaint-colour='red': unknown key; outpaint-ratoi='16:9': unknown key (did you mean "
+            "outpaint-ratio?); nothing else was asked, so nothing is made"
+        )
+    # Other metadata (not outpaint-*) is not a request: still "no expansion requested".
+    assert plan_upload({"x-oss-meta-colour": "red"}, PHOTO, DEFAULTS).skipped == "no expansion requested"
+    # A known key beside the typo: planned, with the typo as a warning.
     variant = only({"outpaint-ratio": "16:9", "outpaint-gravty": "north"}, PHOTO)
     assert any("unknown key outpaint-gravty" in w for w in variant.warnings)
 
@@ -302,6 +311,7 @@ REFUSALS = [
     ({"outpaint-ratio": "1:1", "outpaint-watermark": "maybe"}, PHOTO, "plan.bad_boolean", ["'maybe'"]),
     ({"outpaint-skip": "y"}, PHOTO, "plan.bad_boolean", ["outpaint-skip", "true/false"]),
     ({"outpaint-ratio": "1:1", "outpaint-gravity": "top"}, PHOTO, "plan.bad_gravity", ["'top'", "northwest"]),
+    ({"outpaint-ratoi": "1:1"}, PHOTO, "plan.unknown_keys", ["did you mean outpaint-ratio?"]),
     ({"outpaint-ratio": ",".join(f"{n}:1" for n in (2, 3, 4))}, PHOTO, None, []),  # 3 variants: fine
     (
         {"outpaint-size": ",".join(f"{w}x1000" for w in range(1001, 1012))},

@@ -19,10 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("local", "local up: run the emulated OSS + DashScope + FC stack (no cloud account)"),
     "demo": ("demo", "the end-to-end demo on the local stack (`make run`): sample images in, gallery out"),
     "status": ("ops", "job counts by state, in-flight vs quota, recent failures"),
-    "jobs": ("ops", "`jobs show ID|KEY`: a job's state, tasks, attempts and timings"),
+    "jobs": ("ops", "`jobs show ID|KEY`: a job's tasks, attempts and timings; `jobs list`: jobs by state"),
     "retry": ("ops", "re-queue FAILED/EXPIRED jobs (under the poller lease)"),
     "backfill": ("ops", "enqueue existing objects through the normal intake (resumable)"),
-    "invoke": ("ops", "run on_upload/on_tick locally on an event file"),
+    "invoke": ("ops", "run on_upload/on_tick/on_dead_letter locally on an event file"),
     "purge": ("ops", "delete terminal job records older than a duration"),
 }
 

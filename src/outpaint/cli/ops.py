@@ -8,11 +8,13 @@ found, lease held, OSS or DashScope error), 2 bad usage or settings.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from outpaint import log
 from outpaint.cli import ops_backfill, ops_invoke, ops_maintenance, ops_views
-from outpaint.cli.ops_common import Ops, cli_log_level, fail
+from outpaint.cli.ops_common import Ops, UsageError, cli_log_level, fail
 from outpaint.errors import ConfigError, OutpaintError
 
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -29,9 +31,15 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
 def build_parser(command: str) -> argparse.ArgumentParser:
     description, configure, _run = COMMANDS[command]
-    parser = argparse.ArgumentParser(prog=f"outpaint {command}", description=description)
+    parser = _Parser(prog=f"outpaint {command}", description=description)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show the pipeline's INFO log lines on stderr"
     )
@@ -43,17 +51,18 @@ def main(command: str, argv: Sequence[str]) -> int:
     """Run one ops command; 0 ok, 1 operational failure, 2 bad usage or settings."""
     from outpaint.config import load_settings
 
+    as_json = "--json" in argv  # a --json caller gets JSON on errors too, usage errors included
     try:
         args = build_parser(command).parse_args(list(argv))
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
-        return int(exc.code or 0)
-    try:
         settings = load_settings()
         log.configure(cli_log_level(settings, args.verbose))
         return COMMANDS[command][2](Ops(settings), args)
-    except ConfigError as exc:
-        return fail(command, exc.message, 2)
-    except OutpaintError as exc:
-        return fail(command, exc.message, 1)
+    except SystemExit as exc:  # argparse's --help
+        return int(exc.code or 0)
+    except UsageError as exc:
+        return fail(command, str(exc), 2, code="usage", as_json=as_json)
+    except OutpaintError as exc:  # settings: 2; anything met while running: 1
+        status = 2 if isinstance(exc, ConfigError) else 1
+        return fail(command, exc.message, status, code=exc.code, as_json=as_json)
     except KeyboardInterrupt:
-        return fail(command, "interrupted", 1)
+        return fail(command, "interrupted", 1, code="interrupted", as_json=as_json)

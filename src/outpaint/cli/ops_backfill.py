@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from outpaint.cli.ops_common import Ops, OpsError, fail, format_seconds, positive_int, print_json
+from outpaint.cli.ops_common import Ops, OpsError, UsageError, fail, format_seconds, positive_int, print_json
 from outpaint.cli.ops_progress import Progress
 from outpaint.deadletters import summary
 from outpaint.errors import EventError
@@ -59,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def backfill(ops: Ops, args: argparse.Namespace) -> int:
     if (args.prefix is None) == (not args.dead_letters):
-        raise OpsError("give a PREFIX or --dead-letters (one of the two)")
+        raise UsageError("give a PREFIX or --dead-letters (one of the two)")
     if args.dead_letters:
         return _dead_letters(ops, args)
     prefix = scan_prefix(args.prefix, ops.settings.input_prefix)

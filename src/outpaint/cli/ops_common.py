@@ -25,6 +25,10 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit 2, like argparse's own refusals)."""
+
+
 class OpsError(OutpaintError):
     """An ops command could not do what was asked (nothing found, lease held, ...): exit status 1."""
 
@@ -145,7 +149,10 @@ def format_time(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp)) + f".{milliseconds:03d}Z"
 
 
-def fail(command: str, message: str, status: int) -> int:
-    """Print ``outpaint <command>: <message>`` to stderr and return ``status``."""
+def fail(command: str, message: str, status: int, *, code: str | None = None, as_json: bool = False) -> int:
+    """Print ``outpaint <command>: <message>`` to stderr and return ``status``; with ``as_json`` also
+    ``{"error": {"code", "message"}}`` on stdout, so a ``--json`` caller always gets JSON."""
     print(f"outpaint {command}: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"code": code or "error", "message": message}}, ensure_ascii=False))
     return status

@@ -9,6 +9,7 @@ import time
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from outpaint.cli import ops_jobs_list
 from outpaint.cli.ops_common import (
     Ops,
     OpsError,
@@ -28,7 +29,10 @@ if TYPE_CHECKING:
     from outpaint.store import JobStore
 
 STATUS_HELP = "counts by state, in-flight vs quota, oldest queued job, recent failures"
-JOBS_HELP = "`jobs show ID|KEY`: one job by id, every job of a source key, or the job of an output key"
+JOBS_HELP = (
+    "`jobs show ID|KEY`: one job by id, every job of a source key, or the job of an output key; "
+    "`jobs list [--state S] [--prefix P] [--since T]`: jobs newest first"
+)
 FAILURE_STATES = (State.FAILED, State.EXPIRED, State.REJECTED)
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -196,9 +200,12 @@ def configure_jobs(parser: argparse.ArgumentParser) -> None:
         "target", metavar="ID|KEY", help="a job id (32 hex digits), a source object key or an output key"
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ops_jobs_list.configure(sub)
 
 
 def jobs(ops: Ops, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return ops_jobs_list.list_jobs(ops, args)
     records = find_jobs(ops.store, args.target) or jobs_of_output(ops, args.target)
     if not records:
         raise OpsError(f"no job with id or source key {args.target!r}: {_why_no_job(ops, args.target)}")
@@ -242,8 +249,9 @@ def _why_no_job(ops: Ops, key: str) -> str:
     if key.startswith(s.output_prefix):
         return "the object carries no outpaint-job-id: outpaint did not write it"
     return (
-        "the object exists but no upload event reached on_upload (a suffix the trigger does not list, or a "
-        f"lost event): `outpaint backfill {key}` offers it to intake"
+        "the object exists but no upload event reached on_upload (a lost event, or an upload older than the "
+        "trigger; `outpaint status` lists dead letters): "
+        f"`outpaint backfill {key}` offers it to intake"
     )
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from outpaint.cli.ops_common import fail
 from outpaint.errors import ConfigError, ImageProbeError, PlanError
 from outpaint.naming import META_PREFIX, USER_META_HEADER
 from outpaint.plan import ImageFacts, Plan, PlanDefaults, plan_upload
@@ -143,19 +143,13 @@ def main(command: str, argv: Sequence[str]) -> int:
         )
         facts = probe_file(args.image)
     except (ConfigError, ImageProbeError) as exc:
-        print(f"outpaint {command}: {exc}", file=sys.stderr)
-        return 2
+        return fail(command, f"{exc.code}: {exc.message}", 2, code=exc.code, as_json=args.json)
     except ValueError as exc:  # PlanDefaults validation (a bad --default-gravity)
-        print(f"outpaint {command}: invalid defaults: {exc}", file=sys.stderr)
-        return 2
+        return fail(command, f"invalid defaults: {exc}", 2, code="plan.bad_defaults", as_json=args.json)
     try:
         plan = plan_upload(dict(args.meta), facts, defaults)
     except PlanError as exc:
-        if args.json:
-            print(json.dumps({"error": {"code": exc.code, "message": exc.message}}, ensure_ascii=False))
-        else:
-            print(f"refused: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+        return fail(command, f"refused: {exc.code}: {exc.message}", 1, code=exc.code, as_json=args.json)
     report = _report(args.image, facts, plan)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
