@@ -96,7 +96,9 @@ class TemporaryStorage:
             raise DashScopeError(
                 f"temporary storage upload answered HTTP {stored.status_code}",
                 code="dashscope.upload_refused",
-                kind=Kind.TRANSIENT if stored.status_code >= 500 else Kind.PERMANENT,
+                # An expired policy or a clash (403, 409) passes with a fresh policy; a file the storage
+                # will not take (400, 413) will not pass next time either.
+                kind=Kind.PERMANENT if stored.status_code in (400, 413) else Kind.TRANSIENT,
                 status=stored.status_code,
             )
         return "oss://" + key
