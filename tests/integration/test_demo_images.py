@@ -25,7 +25,8 @@ def test_own_images_are_planned_run_and_refusals_shown_with_their_reason(tmp_pat
     assert "2 results with the planned geometry, 1 upload(s) refused" in text
     assert len(list((out / "results").iterdir())) == 2
     page = (out / "index.html").read_text()
-    assert '<div class="refused"><b>REJECTED</b><br>image.' in page
+    assert '<div class="refused"><b>REJECTED</b><br>source.not_an_image<br>not an image' in page
+    assert '<img src="sources/broken.jpg"' not in page  # no broken picture: a card and a link
     assert "ratio=16:9" in page
     assert "notes.txt" not in page
 

@@ -248,13 +248,11 @@ def write_gallery(tracked: list[Tracked], folder: Path, price: float | None) -> 
     rows = []
     for item in tracked:
         w, h = item.sample.size
+        source = f"sources/{item.sample.name}"
         cells = [
-            _figure(
-                f"sources/{item.sample.name}",
-                f"source {w}x{h}",
-                item.sample.shows,
-                _scaled(item.sample.size, scale),
-            )
+            _figure(source, f"source {w}x{h}", item.sample.shows, _scaled(item.sample.size, scale))
+            if w and h
+            else f'<div class="refused"><a href="{html.escape(source)}">source</a>: not an image</div>'
         ]
         for job in sorted(item.jobs.values(), key=lambda j: j.variant_name):
             size = expected_size(job)
