@@ -104,3 +104,9 @@ def test_demo_real_without_a_key_is_refused_before_anything_starts(tmp_path, mon
 def test_a_limit_below_one_is_refused(tmp_path, capsys):
     assert main(["demo", "--limit", "0", "--out", str(tmp_path / "out")]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_local_up_against_the_real_service_needs_yes_and_starts_nothing_without(capsys):
+    assert main(["local", "up", "--dashscope", "real"]) == 2
+
+    assert "pass --yes" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from outpaint.cli.local import add_stack_arguments, config_from, parse_env, real_dashscope_url
+from outpaint.cli.local import PRICE_CNY, add_stack_arguments, config_from, parse_env, real_dashscope_url
 from outpaint.local.logs import LogSink
 from outpaint.local.samples import Sample, demo_samples, own_samples
 from outpaint.local.stack import LocalStack
@@ -43,7 +43,6 @@ LARGEST_TILE = 340  # pixels the largest image gets; every other image shares it
 # What the demo writes under --out: the only entries it ever removes there.
 OUTPUTS = ("sources", "results", "index.html", "contact-sheet.png", "stack.log")
 MARKERS = ("index.html", "stack.log")  # a folder with one of these is an earlier demo's output
-PRICE_CNY = 0.18  # per generated image, the documented price of image-out-painting
 MAX_REAL_IMAGES = 10  # the hard cap of uploads per run against the real (paid) service
 
 

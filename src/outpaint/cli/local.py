@@ -25,6 +25,7 @@ from outpaint.local.stack import (
 )
 
 REAL_DASHSCOPE_URL = "https://dashscope.aliyuncs.com/api/v1"
+PRICE_CNY = 0.18  # per generated image, the documented price of image-out-painting
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --dashscope real: an internet-reachable address of the OSS emulator (a tunnel) for "
         "signed input URLs; without it inputs go through DashScope's temporary storage",
     )
+    add("--yes", action="store_true", help="with --dashscope real: accept that every upload is a paid task")
     add_stack_arguments(parser)
     return parser
 
@@ -223,7 +225,15 @@ def wait_for_signal() -> None:
 
 def up(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    stack = LocalStack(config_from(args))
+    config = config_from(args)
+    if config.dashscope_url and not args.yes:
+        print(
+            "outpaint local up: against the real DashScope every upload is one paid task per variant "
+            f"({PRICE_CNY:.2f} CNY per image); nothing was started: pass --yes to accept",
+            file=sys.stderr,
+        )
+        return 2
+    stack = LocalStack(config)
     stack.start()
     try:
         print(banner(stack), flush=True)
