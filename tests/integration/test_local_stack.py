@@ -21,7 +21,7 @@ from PIL import Image
 
 from outpaint.local.logs import LogSink
 from outpaint.local.oss import OssEmulator
-from outpaint.local.stack import LocalStack, StackConfig, StackError
+from outpaint.local.stack import LOCAL_API_KEY, LocalStack, StackConfig, StackError
 from tests.support.images import photo
 
 pytestmark = pytest.mark.slow
@@ -219,3 +219,36 @@ def test_a_job_left_in_flight_by_a_crash_completes_after_a_restart(tmp_path):
         assert not keys(restarted.bucket(), ".outpaint/state/submitted/")
     finally:
         assert restarted.terminate() == 0
+
+
+def test_every_upload_under_the_prefix_gets_a_visible_record_whatever_its_name(tmp_path):
+    # One prefix trigger (s.yaml): upper-case and mixed-case names run, a text file is REJECTED, not lost.
+    # `--env` of a setting the stack sets itself (the key) overrides it instead of crashing.
+    stack = LocalUp(
+        tmp_path / "data",
+        "--env",
+        "OUTPAINT_DEFAULT_RATIO=16:9",
+        "--env",
+        f"OUTPAINT_DASHSCOPE_API_KEY={LOCAL_API_KEY}",
+    )
+    try:
+        bucket = stack.bucket()
+        bucket.put_object("inbox/camera.PNG", photo(800, 600, fmt="PNG"))
+        bucket.put_object("inbox/phone.Jpg", photo(800, 600))
+        bucket.put_object("inbox/notes.txt", b"shopping list\n" * 10)
+        wait_for(lambda: len(keys(bucket, "outpainted/")) == 2, 30, "both results", stack)
+        assert sorted(keys(bucket, "outpainted/")) == ["outpainted/camera.jpg", "outpainted/phone.jpg"]
+
+        def records() -> dict[str, dict]:
+            found = {}
+            for key in keys(bucket, ".outpaint/jobs/"):
+                record = json.loads(bucket.get_object(key).read())
+                found[record["source_key"]] = record
+            return found
+
+        wait_for(lambda: len(records()) == 3, 10, "three records", stack)
+        notes = records()["inbox/notes.txt"]
+        assert (notes["state"], notes["error_code"]) == ("REJECTED", "source.not_an_image")
+        assert "plain text" in notes["error_message"]
+    finally:
+        assert stack.terminate() == 0, stack.output()

@@ -131,18 +131,15 @@ class LocalStack:
         """Settings of a client of this stack (the demo reads job records with them)."""
         from outpaint.config import load_settings
 
-        function = next(iter(self.functions.values()))
+        environment = self.function_environment(next(iter(self.functions.values())))
         values = {
-            k.removeprefix("OUTPAINT_").lower(): v
-            for k, v in self.function_environment(function).items()
-            if k.startswith("OUTPAINT_")
+            k[len("OUTPAINT_") :].lower(): v for k, v in environment.items() if k.startswith("OUTPAINT_")
         }
-        return load_settings(
-            **values,
-            access_key_id=LOCAL_ACCESS_KEY_ID,
-            access_key_secret=LOCAL_ACCESS_KEY_SECRET,
-            dashscope_api_key=self.api_key,
-        )
+        # What the stack sets itself only where --env did not set it (an override wins, never a clash).
+        values.setdefault("access_key_id", LOCAL_ACCESS_KEY_ID)
+        values.setdefault("access_key_secret", LOCAL_ACCESS_KEY_SECRET)
+        values.setdefault("dashscope_api_key", environment["DASHSCOPE_API_KEY"])
+        return load_settings(**values)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalStack:
