@@ -110,3 +110,15 @@ def test_local_up_against_the_real_service_needs_yes_and_starts_nothing_without(
     assert main(["local", "up", "--dashscope", "real"]) == 2
 
     assert "pass --yes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--meta", "ratio=16:9"], "--meta applies to --images only"),
+        (["--price", "-1"], "--price must not be negative"),
+    ],
+)
+def test_flags_that_make_no_sense_are_refused_with_exit_2(flags, message, tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "out"), *flags]) == 2
+    assert message in capsys.readouterr().err

@@ -499,9 +499,15 @@ class DemoRefused(Exception):
 
 
 def choose_samples(args: argparse.Namespace) -> list[Sample]:
-    """The demo's own scenes, or the images of ``--images`` with ``--meta``; at most ``--limit``."""
+    """The demo's own scenes, or the images of ``--images`` with ``--meta``; at most ``--limit``.
+
+    Also refuses flags that make no sense together (DemoRefused)."""
     if args.limit is not None and args.limit < 1:
         raise DemoRefused(f"--limit must be at least 1, got {args.limit}")
+    if args.price < 0:
+        raise DemoRefused(f"--price must not be negative, got {args.price}")
+    if args.meta and args.images is None:
+        raise DemoRefused("--meta applies to --images only (the demo's own scenes carry their metadata)")
     if args.images is None:
         samples = demo_samples()
     else:
