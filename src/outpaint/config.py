@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         "only has to cover the service's download of the input.",
     )
 
+    input_handover: Literal["signed_url", "temporary_storage"] = Field(
+        default="signed_url",
+        description="How DashScope gets the input: `signed_url`, a signed bucket URL (needs an endpoint "
+        "DashScope can reach); `temporary_storage`, an upload to DashScope's temporary file storage sent "
+        "as an `oss://` URL (files kept 48 h, not meant for production traffic; for the local stack "
+        "against the real service).",
+    )
+
     # --- DashScope -----------------------------------------------------------------------------
     dashscope_base_url: str = Field(
         default="https://dashscope.aliyuncs.com/api/v1",
