@@ -61,7 +61,9 @@ class StackConfig:
     task_seconds: tuple[float, float] = (2.0, 5.0)
     seed: int | None = None
     dashscope_url: str | None = None  # None: the emulator; else the real service (needs DASHSCOPE_API_KEY)
-    public_endpoint: str | None = None  # where DashScope downloads inputs from (real service only)
+    # Where the real service downloads inputs from (a tunnel to the OSS emulator); None: the inputs are
+    # handed over through DashScope's temporary storage instead (OUTPAINT_INPUT_HANDOVER).
+    public_endpoint: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
     verbose: bool = False  # also the emulators' routine request lines
@@ -108,7 +110,7 @@ class LocalStack:
             return LOCAL_API_KEY
         key = os.environ.get("DASHSCOPE_API_KEY")
         if not key:
-            raise StackError("--dashscope-url targets the real service: set DASHSCOPE_API_KEY")
+            raise StackError("--dashscope real targets the real service: set DASHSCOPE_API_KEY")
         return key
 
     def function_environment(self, function: FunctionSpec) -> dict[str, str]:
@@ -122,6 +124,8 @@ class LocalStack:
         }
         if self.dashscope is not None:
             local["OUTPAINT_ALLOWED_RESULT_HOSTS"] = self.dashscope.origin
+        elif not self.config.public_endpoint:
+            local["OUTPAINT_INPUT_HANDOVER"] = "temporary_storage"
         return {**function.environment, **local, **self.config.extra_env}
 
     def settings(self) -> Settings:

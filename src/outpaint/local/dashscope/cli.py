@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="origin of result URLs, e.g. http://localhost:8022 (default: as asked)",
     )
     add(
+        "--temporary-storage-seconds",
+        type=float,
+        default=d.temporary_storage_seconds,
+        help="lifetime of an uploaded temporary file (oss:// URL; default 48 h)",
+    )
+    add(
         "--data-dir",
         type=Path,
         default=None,
