@@ -352,3 +352,69 @@ def test_every_upload_under_the_prefix_gets_a_visible_record_whatever_its_name(t
         assert "plain text" in notes["error_message"]
     finally:
         assert stack.terminate() == 0, stack.output()
+
+
+FAILING_UPLOADS = """\
+import sys
+
+sys.path.insert(0, {repo!r})
+import handler  # the real handlers
+
+initialize, on_tick, on_dead_letter = handler.initialize, handler.on_tick, handler.on_dead_letter
+
+
+def on_upload(event, context):
+    raise RuntimeError("OSS answered 503 ServiceUnavailable")  # every attempt: FC gives up on the event
+"""
+
+
+def ops_cli(stack: LocalUp, *argv: str) -> subprocess.CompletedProcess:
+    """The ops CLI with what the banner exports, as an operator runs it beside `local up`."""
+    printed = dict(re.findall(r"export ((?:OUTPAINT|DASHSCOPE)_[A-Z_]+)=(\S+)", stack.output()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTPAINT_", "DASHSCOPE_", "ALIBABA_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "outpaint", *argv],
+        env={**env, **printed},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_an_upload_fc_gives_up_on_becomes_a_dead_letter_and_backfill_finishes_it_with_one_task(tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "failfc.py").write_text(FAILING_UPLOADS.format(repo=str(repo)))
+    text = (repo / "s.yaml").read_text().replace("handler: handler.on_upload", "handler: failfc.on_upload")
+    # One retry instead of three: the runner's back-off makes three a 7 s wait.
+    text = text.replace("maxAsyncRetryAttempts: 3", "maxAsyncRetryAttempts: 1", 1)
+    (tmp_path / "s.yaml").write_text(text)
+    stack = LocalUp(tmp_path / "data", "--s-yaml", str(tmp_path / "s.yaml"))
+    try:
+        bucket = stack.bucket()
+        bucket.put_object("inbox/lost.jpg", photo(800, 600), headers={"x-oss-meta-outpaint-ratio": "16:9"})
+        wait_for(lambda: keys(bucket, ".outpaint/dead-letters/"), 30, "the dead letter", stack)
+
+        check = ops_cli(stack, "status", "--check")
+        assert check.returncode == 1, check.stdout + check.stderr
+        assert check.stdout.startswith(
+            "WARNING uploads.dead_letters: 1 upload event(s) failed every FC retry"
+        )
+        [letter] = json.loads(ops_cli(stack, "status", "--json").stdout)["dead_letters"]
+        assert letter["keys"] == ["inbox/lost.jpg"]
+        assert "OSS answered 503 ServiceUnavailable" in letter["reason"]
+        assert not keys(bucket, ".outpaint/jobs/"), "on_upload never got as far as a record"
+
+        replay = ops_cli(stack, "backfill", "--dead-letters", "--drain", "--json")
+        assert replay.returncode == 0, replay.stderr
+        result = json.loads(replay.stdout)
+        # The stack's own timer may finish the job before the drain's poller gets the lease.
+        assert (result["replayed"], result["actions"], result["drain"]["active"]) == (1, {"created": 1}, 0)
+        wait_for(lambda: keys(bucket, "outpainted/"), 20, "the result", stack)
+        assert keys(bucket, "outpainted/") == ["outpainted/lost.jpg"]
+        [record] = [json.loads(bucket.get_object(k).read()) for k in keys(bucket, ".outpaint/jobs/")]
+        assert (record["state"], len(record["tasks"])) == ("DONE", 1)  # exactly one task
+        assert not keys(bucket, ".outpaint/dead-letters/")
+        assert ops_cli(stack, "status", "--check").stdout == "OK no alerts\n"
+    finally:
+        assert stack.terminate() == 0, stack.output()
