@@ -34,6 +34,8 @@ deploy: $(STAMP)         ## roles, log store, functions and triggers: s deploy -
 remove: $(STAMP)         ## s remove -y: the functions, triggers and roles make deploy created; never the bucket
 	PYTHON=$(PY) deploy/deploy.sh remove
 
+# The gallery's browser test drives Debian's chromium (a test tool's own browser download cannot be
+# fetched here); CI runs as root with Debian's packages reachable.
 # crcmod (oss2) and crcmod-plus (alibabacloud-oss-v2) install the same import package; crcmod-plus is
 # API-compatible and ships a compiled wheel, so it is reinstalled last to leave one intact copy.
 $(STAMP): pyproject.toml
@@ -42,6 +44,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[local,test]'
 	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps crcmod-plus==2.3.6
 	$(PY) -c "import crcmod, oss2, alibabacloud_oss_v2; crcmod.Crc" 
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	touch $(STAMP)
 
 clean:

@@ -16,6 +16,7 @@ from outpaint.errors import ConfigError, EventError
 if TYPE_CHECKING:
     from outpaint.dashscope import DashScopeClient
     from outpaint.events import ObjectRecord
+    from outpaint.handover import TemporaryStorage
     from outpaint.intake import Intake, IntakeOutcome
     from outpaint.job import Trigger
     from outpaint.lease import LeaseStore
@@ -45,8 +46,10 @@ class Pipeline:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        handover: TemporaryStorage | None = None,
     ) -> None:
         self.settings = settings
+        self.handover = handover
         self.storage = storage
         self.client = client
         self.fetcher = fetcher
@@ -100,7 +103,9 @@ class Pipeline:
             store=journal.store,
             leases=self.leases,
             client=self.client,
-            submitter=Submitter(self.storage, self.client, journal, limits, self.clock),
+            submitter=Submitter(
+                self.storage, self.client, journal, limits, self.clock, handover=self.handover
+            ),
             publisher=Publisher(
                 self.storage, self.fetcher, OutputLayout(s.input_prefix, s.output_prefix), self.clock
             ),
@@ -159,15 +164,30 @@ def build_pipeline(settings: Settings, credentials: Credentials) -> Pipeline:
 
     if settings.dashscope_api_key is None:
         raise ConfigError("dashscope_api_key (OUTPAINT_DASHSCOPE_API_KEY or DASHSCOPE_API_KEY) is not set")
+    key = settings.dashscope_api_key.get_secret_value()
     client = DashScopeClient(
         settings.dashscope_base_url,
-        settings.dashscope_api_key.get_secret_value(),
+        key,
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
     )
     return Pipeline(
-        settings, open_storage(settings, credentials), client, ResultFetcher(settings.fetch_policy())
+        settings,
+        open_storage(settings, credentials),
+        client,
+        ResultFetcher(settings.fetch_policy()),
+        handover=open_handover(settings, key),
     )
+
+
+def open_handover(settings: Settings, api_key: str) -> TemporaryStorage | None:
+    """The temporary-storage hand-over when ``input_handover`` asks for it (else: signed URLs)."""
+    if settings.input_handover != "temporary_storage":
+        return None
+    from outpaint.handover import TemporaryStorage
+
+    # Uploads go only to hosts the result allow-list admits (the real storage is on *.aliyuncs.com).
+    return TemporaryStorage(settings.dashscope_base_url, api_key, settings.fetch_policy())
 
 
 def pipeline_for(settings: Settings, credentials: Credentials | None) -> Pipeline:

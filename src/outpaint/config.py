@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         "only has to cover the service's download of the input.",
     )
 
+    input_handover: Literal["signed_url", "temporary_storage"] = Field(
+        default="signed_url",
+        description="How DashScope gets the input: `signed_url`, a signed bucket URL (needs an endpoint "
+        "DashScope can reach); `temporary_storage`, an upload to DashScope's temporary file storage sent "
+        "as an `oss://` URL (files kept 48 h, not meant for production traffic; for the local stack "
+        "against the real service).",
+    )
+
     # --- DashScope -----------------------------------------------------------------------------
     dashscope_base_url: str = Field(
         default="https://dashscope.aliyuncs.com/api/v1",
@@ -179,6 +187,14 @@ class Settings(BaseSettings):
     )
     default_gravity: str = Field(
         default="center", description="Where the original sits for computed ratios and sizes."
+    )
+    min_expansion_percent: float = Field(
+        default=1.0,
+        ge=0,
+        le=50,
+        description="An expansion adding less than this percent of the image's width and of its height is "
+        "SKIPPED (`plan.negligible_expansion`): a task costs the same however little it adds. 0 makes "
+        "every one.",
     )
     best_quality: bool = Field(default=False, description="API `best_quality` unless metadata overrides it.")
     add_watermark: bool = Field(
@@ -296,6 +312,7 @@ class Settings(BaseSettings):
             best_quality=self.best_quality,
             add_watermark=self.add_watermark,
             limit_image_size=self.limit_image_size,
+            min_expansion_percent=self.min_expansion_percent,
         )
 
     def poller_limits(self) -> PollerLimits:

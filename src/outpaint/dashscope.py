@@ -186,8 +186,11 @@ class DashScopeClient:
         import httpx
 
         body = {"model": MODEL, "input": {"image_url": image_url}, "parameters": parameters}
+        headers = {"X-DashScope-Async": "enable"}
+        if image_url.startswith("oss://"):  # a temporary-storage file (outpaint.handover)
+            headers["X-DashScope-OssResourceResolve"] = "enable"
         try:
-            response = self._http.post(SUBMIT_PATH, json=body, headers={"X-DashScope-Async": "enable"})
+            response = self._http.post(SUBMIT_PATH, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached the service: safe to try again.
             raise DashScopeError(
@@ -197,7 +200,7 @@ class DashScopeClient:
             raise SubmitOutcomeUnknown(
                 f"submit sent, no answer: {type(exc).__name__}", kind=Kind.TRANSIENT
             ) from exc
-        data = _json_body(response)
+        data = json_body(response)
         if response.status_code in GATEWAY_STATUSES and not data.get("code"):
             # A proxy answered, not DashScope: the request may have reached the service.
             raise SubmitOutcomeUnknown(
@@ -206,7 +209,7 @@ class DashScopeClient:
                 status=response.status_code,
             )
         if response.status_code != 200 or data.get("code"):
-            raise _provider_error(response.status_code, data, "submit")
+            raise provider_error(response.status_code, data, "submit")
         output = data.get("output") or {}
         task_id = output.get("task_id")
         if not isinstance(task_id, str) or not task_id:
@@ -227,9 +230,9 @@ class DashScopeClient:
             raise DashScopeError(
                 f"query failed: {type(exc).__name__}", code="dashscope.transport", kind=Kind.TRANSIENT
             ) from exc
-        data = _json_body(response)
+        data = json_body(response)
         if response.status_code != 200:
-            raise _provider_error(response.status_code, data, "query")
+            raise provider_error(response.status_code, data, "query")
         output = data.get("output") or {}
         raw_status = output.get("task_status") if isinstance(output, dict) else None
         if not isinstance(raw_status, str) or not raw_status:
@@ -256,7 +259,8 @@ class DashScopeClient:
         )
 
 
-def _json_body(response: httpx.Response) -> dict[str, Any]:
+def json_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of ``response``, or ``{}``."""
     try:
         data = response.json()
     except ValueError:
@@ -264,7 +268,8 @@ def _json_body(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _provider_error(status: int, data: dict[str, Any], what: str) -> DashScopeError:
+def provider_error(status: int, data: dict[str, Any], what: str) -> DashScopeError:
+    """The classified error of a DashScope answer ``data`` with HTTP ``status`` to call ``what``."""
     code = data.get("code") or f"HTTP{status}"
     message = data.get("message") or f"{what} answered HTTP {status}"
     return DashScopeError(

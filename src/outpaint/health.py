@@ -78,6 +78,15 @@ class RunFacts:
     account_problem: tuple[str, str] | None  # (code, message) of the last one met in this run
 
 
+def run_metrics(facts: RunFacts) -> dict[str, float | None]:
+    """The run's gauges for the ``poller.finished`` log line (stable names: docs/operations.md, Metrics)."""
+    oldest = facts.oldest_queued_at
+    return {
+        "run_seconds": round(facts.ended - facts.started, 3),
+        "oldest_queued_age_seconds": None if oldest is None else round(facts.ended - oldest, 1),
+    }
+
+
 def after_run(health: Health, facts: RunFacts) -> Health:
     """The health once the run described by ``facts`` is taken into account."""
     hour = int(facts.ended // HOUR * HOUR)

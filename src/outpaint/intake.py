@@ -101,7 +101,7 @@ class Intake:
         except (ImageProbeError, PlanError) as exc:
             return self._create_final(base, State.REJECTED, "rejected", exc.code, exc.message)
         if plan.skipped:
-            return self._create_final(base, State.SKIPPED, "skipped", "plan.skipped", plan.skipped)
+            return self._create_final(base, State.SKIPPED, "skipped", plan.skip_code, plan.skipped)
         outcome = IntakeOutcome(key, "duplicate")
         for variant in plan.variants:
             job = base.model_copy(deep=True)

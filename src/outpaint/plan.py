@@ -132,6 +132,7 @@ class PlanDefaults(BaseModel):
     best_quality: bool = False
     add_watermark: bool = True
     limit_image_size: bool = True
+    min_expansion_percent: float = 1.0  # below this on both sides a task is not worth its price
 
     @field_validator("ratio")
     @classmethod
@@ -182,6 +183,7 @@ class Plan(BaseModel):
 
     variants: tuple[Variant, ...]
     skipped: str | None = None
+    skip_code: str = "plan.skipped"  # the SKIPPED record's code (plan.negligible_expansion, ...)
 
 
 # --- geometry --------------------------------------------------------------------------------------
@@ -571,4 +573,23 @@ def plan_upload(meta: Mapping[str, str], facts: ImageFacts, defaults: PlanDefaul
     drafts, mode_warnings = _requested_drafts(meta, defaults, size, gravity, angle)
     if not drafts:
         return Plan(variants=(), skipped=f"image already has the default ratio {defaults.ratio}")
-    return Plan(variants=_variants(drafts, warnings + mode_warnings, size, common))
+    negligible = [] if angle else [why for d in drafts if (why := _negligible(d, size, defaults))]
+    if len(negligible) == len(drafts):
+        return Plan(variants=(), skipped="; ".join(negligible), skip_code="plan.negligible_expansion")
+    drafts = [d for d in drafts if angle or not _negligible(d, size, defaults)]
+    return Plan(variants=_variants(drafts, warnings + mode_warnings + negligible, size, common))
+
+
+def _negligible(draft: _Draft, size: tuple[int, int], defaults: PlanDefaults) -> str | None:
+    """Why ``draft`` is not worth a task (it adds almost nothing), or None. An exact size is never
+    negligible: it was asked for as such."""
+    width, height = size
+    added_w, added_h = draft.width - width, draft.height - height
+    exact_size = draft.finish is not None or draft.key == "outpaint-size"
+    if exact_size or max(added_w / width, added_h / height) * 100 >= defaults.min_expansion_percent:
+        return None
+    return (
+        f"{draft.key}={draft.value!r} adds only {added_w}×{added_h} px to {width}×{height} (under "
+        f"{defaults.min_expansion_percent:g} % of a side): variant {draft.name} not made, a task costs "
+        "the same however little it adds (OUTPAINT_MIN_EXPANSION_PERCENT)"
+    )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from outpaint import log
 from outpaint.errors import DashScopeError, Kind, OutpaintError
-from outpaint.health import HourCounts, RunFacts, after_run
+from outpaint.health import HourCounts, RunFacts, after_run, run_metrics
 from outpaint.job import IN_FLIGHT_STATES, JobRecord, State
 from outpaint.lease import LEASE_SLACK_SECONDS
 from outpaint.naming import parse_marker
@@ -102,8 +102,10 @@ def poll(
         started = parts.clock()
         run = Poller(parts, lease, deadline, hard_end, on_round)
         run.loop()
-        lease.health = after_run(lease.health, run.facts(started))  # handed on with the lease
-    log.event("poller.finished", **run.report.as_dict())
+        facts = run.facts(started)
+        lease.health = after_run(lease.health, facts)  # handed on with the lease
+    # The metrics line: one per run, the fields SLS charts and alerts on (docs/operations.md, Metrics).
+    log.event("poller.finished", **run.report.as_dict(), **run_metrics(facts))
     return run.report
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import mimetypes
 import time
 from collections.abc import Callable
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from outpaint import log
@@ -22,6 +24,7 @@ from outpaint.tracking import failure_outcome
 
 if TYPE_CHECKING:
     from outpaint.dashscope import DashScopeClient
+    from outpaint.handover import TemporaryStorage
     from outpaint.journal import Journal
     from outpaint.lease import Lease
     from outpaint.limits import PollerLimits
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 THROTTLE_PAUSE_SECONDS = 1.0
 ACCOUNT_PAUSE_SECONDS = 30.0
+TEMPORARY_STORAGE = "oss:// (DashScope temporary storage)"  # the input URL recorded for that hand-over
 
 
 class Submitter:
@@ -41,8 +45,11 @@ class Submitter:
         journal: Journal,
         limits: PollerLimits,
         clock: Callable[[], float] = time.time,
+        *,
+        handover: TemporaryStorage | None = None,
     ) -> None:
         self.storage = storage
+        self.handover = handover
         self.client = client
         self.journal = journal
         self.limits = limits
@@ -55,18 +62,31 @@ class Submitter:
             return End(
                 State.SKIPPED, "source.changed", "the source object changed or was deleted before submit"
             )
-        url = self.storage.sign_get_url(job.source_key, self.limits.signed_url_seconds)
+        url = (
+            None
+            if self.handover
+            else self.storage.sign_get_url(job.source_key, self.limits.signed_url_seconds)
+        )
         now = self.clock()
-        self.journal.apply(job, Submitting(log.redact_url(url)))
+        self.journal.apply(job, Submitting(log.redact_url(url) if url else TEMPORARY_STORAGE))
         lease.last_submit_at = now
         try:
-            submitted = self.client.submit(url, job.parameters)
+            submitted = self.client.submit(url or self._upload(job), job.parameters)
         except SubmitOutcomeUnknown as exc:
             return self.uncertain(job, exc.message)
         except DashScopeError as exc:
             return self._refused(job, exc, lease)
         first_query_at = now + lease.first_query_delay(self.limits.poll_interval_seconds)
         return Submitted(submitted.task_id, submitted.request_id, first_query_at)
+
+    def _upload(self, job: JobRecord) -> str:
+        """The source handed over through DashScope's temporary storage: its ``oss://`` URL."""
+        assert self.handover is not None
+        extension = PurePosixPath(job.source_key).suffix.lower()
+        content_type = mimetypes.types_map.get(extension, "application/octet-stream")
+        return self.handover.upload(
+            f"{job.job_id}{extension}", self.storage.get_bytes(job.source_key), content_type
+        )
 
     def uncertain(self, job: JobRecord, message: str) -> Outcome:
         """The submit may have created a task we cannot see. Resubmit at most once (policy)."""

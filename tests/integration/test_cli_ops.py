@@ -356,7 +356,7 @@ def test_invoke_runs_the_handlers_on_the_sample_events(env, stack, capsys):
     upload = run_json_plain(capsys, "invoke", "upload", str(EVENTS / "oss-put.json"), "--timeout", "10")
     tick = run_json_plain(capsys, "invoke", "tick", str(EVENTS / "timer.json"))
 
-    # The sample names another bucket: intake ignores it, exactly as the function would.
+    # The sample names the local stack's bucket, not this one: intake ignores it, as the function would.
     assert upload == {
         "outcomes": [{"key": "inbox/cat.jpg", "action": "ignored", "reason": "foreign_bucket", "job_ids": []}]
     }
@@ -533,3 +533,30 @@ def test_jobs_list_filters_by_state_prefix_and_age(env, stack, capsys):
     # status counts SKIPPED and REJECTED too
     counts = run_json(capsys, "status")["counts"]
     assert (counts["SKIPPED"], counts["REJECTED"], counts["QUEUED"]) == (1, 1, 2)
+
+
+def test_events_put_writes_the_event_of_an_existing_object(env, stack, capsys, tmp_path):
+    stack.bucket().put_object(
+        "inbox/ev/图片.jpg",
+        photo(),
+        headers={"x-oss-meta-outpaint-ratio": "16:9", "Content-Type": "image/jpeg"},
+    )
+    status, out, err = run(capsys, "events", "put", "inbox/ev/图片.jpg")
+    assert status == 0, err
+    [record] = json.loads(out)["events"]
+    assert record["eventName"] == "ObjectCreated:PutObject"
+    assert record["oss"]["bucket"]["name"] == BUCKET
+    assert record["oss"]["object"]["key"] == "inbox/ev/图片.jpg"
+    assert record["oss"]["object"]["objectMeta"] == {
+        "mimeType": "image/jpeg",
+        "userMeta": {"x-oss-meta-outpaint-ratio": "16:9"},
+    }
+    event = tmp_path / "event.json"
+    event.write_text(out)
+    result = run_json_plain(capsys, "invoke", "upload", str(event), "--timeout", "10")
+    assert [o["action"] for o in result["outcomes"]] == ["created"]
+    other = json.loads(run(capsys, "events", "put", "inbox/ev/图片.jpg", "--bucket", "elsewhere")[1])
+    assert other["events"][0]["oss"]["bucket"]["name"] == "elsewhere"
+    status, _, err = run(capsys, "events", "put", "inbox/ev/missing.jpg")
+    assert status == 1
+    assert "no object 'inbox/ev/missing.jpg'" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 from urllib.parse import unquote
 
@@ -167,3 +168,39 @@ def test_burst_under_tight_quota_loses_nothing_and_never_exceeds_concurrency(tmp
         assert stats["peak_running"] <= 2
         assert stats["submits_accepted"] == 20
         assert stats["submits_throttled"] <= 2
+
+
+class _Lines(logging.Handler):
+    """The INFO+ events of the `outpaint` logger itself (not the emulators' child loggers)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.events: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "outpaint":
+            self.events.append(record.getMessage())
+
+
+def test_log_volume(stack):
+    """One INFO line per job state reached, one per idle run: the numbers docs/operations.md gives."""
+    uploads = [stack.upload(f"inbox/log/{i}.jpg", photo(700, 600), ratio="16:9") for i in range(7)]
+    lines = _Lines()
+    logging.getLogger("outpaint").addHandler(lines)
+    try:
+        for event in uploads:
+            stack.on_upload(event, upload_polls=False, log_level="INFO")
+        for _ in range(20):
+            report = stack.on_tick(timeout=15, log_level="INFO")
+            if not report["in_flight"] and not report["queued"]:
+                break
+        busy, lines.events = lines.events, []
+        for _ in range(5):
+            stack.on_tick(timeout=5, log_level="INFO")
+        idle = lines.events
+    finally:
+        logging.getLogger("outpaint").removeHandler(lines)
+    per_state = {name: busy.count(name) for name in ("job.created", "job.submitted", "job.done")}
+    assert per_state == {"job.created": 7, "job.submitted": 7, "job.done": 7}
+    assert len(busy) - 21 == busy.count("poller.finished")  # nothing else: no query or step lines
+    assert idle == ["poller.finished"] * 5

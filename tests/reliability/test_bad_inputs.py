@@ -223,3 +223,13 @@ def test_same_bytes_resent_with_other_bad_metadata_get_their_own_verdict(stack):
     stack.on_upload(stack.upload(key, image, ratio="99:1"))
     codes = sorted(job.error_code for job in jobs_of(stack, key))
     assert codes == ["plan.bad_ratio", "plan.ratio_out_of_range"]
+
+
+def test_a_four_pixel_expansion_is_skipped_with_its_reason_and_costs_nothing(stack):
+    key = "inbox/corpus/nearly-3x2.jpg"
+    submits = stack.dashscope.stats()["submits_accepted"]
+    stack.on_upload(stack.upload(key, photo(1086, 720), ratio="3:2"))
+    [job] = jobs_of(stack, key)
+    assert (job.state, job.error_code) == (State.SKIPPED, "plan.negligible_expansion")
+    assert "adds only 0×4 px to 1086×720" in job.error_message
+    assert stack.dashscope.stats()["submits_accepted"] == submits

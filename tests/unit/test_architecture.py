@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "outpaint.probe": 3,
     "outpaint.results": 3,
     "outpaint.dashscope": 3,
+    "outpaint.handover": 4,
     "outpaint.store": 4,
     "outpaint.config": 4,
     "outpaint.oss": 5,

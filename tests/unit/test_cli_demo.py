@@ -79,3 +79,46 @@ def test_task_seconds_ranges_parse_to_pairs():
     assert local.build_parser().parse_args(["--task-seconds", "3"]).task_seconds == (3.0, 3.0)
     assert demo.build_parser().parse_args([]).task_seconds == (1.0, 3.0)
     assert local.build_parser().parse_args([]).task_seconds == (2.0, 5.0)
+
+
+def test_dashscope_real_targets_the_real_service_and_the_emulator_is_the_default():
+    parser = local.build_parser()
+
+    assert local.config_from(parser.parse_args([])).dashscope_url is None
+    real = local.config_from(parser.parse_args(["--dashscope", "real"]))
+    assert real.dashscope_url == "https://dashscope.aliyuncs.com/api/v1"
+    assert real.public_endpoint is None  # inputs through DashScope's temporary storage
+    other = local.config_from(parser.parse_args(["--dashscope-url", "https://example.invalid/api/v1"]))
+    assert other.dashscope_url == "https://example.invalid/api/v1"
+
+
+def test_demo_real_without_a_key_is_refused_before_anything_starts(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+
+    assert main(["demo", "--dashscope", "real", "--out", str(tmp_path / "out")]) == 2
+
+    assert "needs DASHSCOPE_API_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_limit_below_one_is_refused(tmp_path, capsys):
+    assert main(["demo", "--limit", "0", "--out", str(tmp_path / "out")]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_local_up_against_the_real_service_needs_yes_and_starts_nothing_without(capsys):
+    assert main(["local", "up", "--dashscope", "real"]) == 2
+
+    assert "pass --yes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--meta", "ratio=16:9"], "--meta applies to --images only"),
+        (["--price", "-1"], "--price must not be negative"),
+    ],
+)
+def test_flags_that_make_no_sense_are_refused_with_exit_2(flags, message, tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "out"), *flags]) == 2
+    assert message in capsys.readouterr().err

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import socket
+import sys
 import time
 
 import pytest
@@ -276,3 +277,26 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capfd, tmp_path):
         status = main(["plan", str(image), "--meta", "ratio=16:9"])
     assert status == 1
     assert "BrokenPipeError" not in capfd.readouterr().err
+
+
+def test_local_commands_without_the_local_extra_say_what_to_install(capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_uvicorn(name, *args, **kwargs):
+        if name.split(".")[0] == "uvicorn":
+            raise ModuleNotFoundError(f"No module named {name!r}", name="uvicorn")
+        return real_import(name, *args, **kwargs)
+
+    for module in [
+        m for m in sys.modules if m.startswith(("uvicorn", "outpaint.local", "outpaint.cli.local"))
+    ]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", without_uvicorn)
+    assert main(["local", "up", "--data-dir", "/nonexistent/never-created"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "outpaint local: needs the local stack's packages (module 'uvicorn' is missing): "
+        "pip install 'outpaint[local]'\n"
+    )

@@ -38,7 +38,7 @@ def test_oss_samples_parse_from_bytes_str_and_mapping(name, event_name):
     assert from_bytes == parse_oss_event(raw.decode()) == parse_oss_event(json.loads(raw))
     [record] = from_bytes
     assert record.event_name == event_name
-    assert record.bucket == "outpaint-demo"
+    assert record.bucket == "outpaint-local"
     assert record.region == "cn-beijing"
     assert record.key.startswith("inbox/")
     assert record.etag == record.etag.upper()
@@ -53,7 +53,7 @@ def test_put_sample_fields():
         event_name="ObjectCreated:PutObject",
         event_time=datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc),
         region="cn-beijing",
-        bucket="outpaint-demo",
+        bucket="outpaint-local",
         key="inbox/cat.jpg",
         etag="0CC175B9C0F1B6A831C399E269772661",
         size=1843211,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -16,12 +17,14 @@ import httpx
 import oss2
 import pytest
 
+from outpaint.events import parse_failed_invocation
 from outpaint.local import invokers
 from outpaint.local.fc import FcRunner
 from outpaint.local.invokers import CustomRuntimeInvoker, Identity, InProcessInvoker, RunnerError
 from outpaint.local.logs import LogSink
 from outpaint.local.oss import OssEmulator
 from outpaint.local.slsyaml import load_functions
+from outpaint.local.spool import Spool
 
 AK, SK, ACCOUNT = "LTAI-runner-test", "runner-test-secret", "1234567890123456"
 IDENTITY = Identity(ACCOUNT, "cn-beijing", AK, SK)
@@ -191,7 +194,7 @@ def test_a_failing_invocation_is_retried_with_backoff_then_dropped(fake, make_ru
     assert (runner.stats["retries"], runner.stats["dropped"], runner.stats["succeeded"]) == (2, 1, 0)
     log = runner.log.getvalue()
     assert "RuntimeError: handler failed on purpose; retry 1/2 in 0.1s" in log
-    assert "dropped after 3 attempt(s)" in log
+    assert "after 3 attempt(s); dropped" in log
 
 
 def test_a_handler_that_recovers_on_a_retry_is_not_dropped(fake, make_runner):
@@ -294,3 +297,181 @@ def test_custom_runtime_stops_the_instances_it_started_when_one_fails(tmp_path, 
     assert len(started) == 2
     assert all(process.terminated and process.waited for process in started)
     assert invoker._instances == {}
+
+
+DEAD_LETTER_S_YAML = """\
+edition: 3.0.0
+resources:
+  always-fails:
+    component: fc3
+    props:
+      region: cn-beijing
+      functionName: always-fails
+      handler: fakefc.fails
+      asyncInvokeConfig:
+        maxAsyncRetryAttempts: 1
+        destinationConfig:
+          onFailure:
+            destination: acs:fc:cn-beijing:${config('AccountID')}:functions/dead-letter
+  dead-letter:
+    component: fc3
+    props:
+      region: cn-beijing
+      functionName: dead-letter
+      handler: fakefc.dead_letter
+      asyncInvokeConfig: {maxAsyncRetryAttempts: 2}
+"""
+
+
+class DeadLetters:
+    """A function that always fails, and a destination that records what it got (and can fail)."""
+
+    def __init__(self) -> None:
+        self.failed: list[bytes] = []
+        self.received: list[tuple[dict, object]] = []
+        self.refusals_left = 0
+        self.refused = threading.Event()
+
+    def module(self) -> types.ModuleType:
+        module = types.ModuleType("fakefc")
+        module.fails = self.fails
+        module.dead_letter = self.dead_letter
+        return module
+
+    def fails(self, event, context):
+        self.failed.append(event)
+        raise ValueError("bad input on purpose")
+
+    def dead_letter(self, event, context):
+        if self.refusals_left:
+            self.refusals_left -= 1
+            self.refused.set()
+            raise RuntimeError("destination down on purpose")
+        self.received.append((json.loads(event), context))
+        return {}
+
+
+@pytest.fixture
+def dead_letters(tmp_path, monkeypatch):
+    letters = DeadLetters()
+    monkeypatch.setitem(sys.modules, "fakefc", letters.module())
+    (tmp_path / "s.yaml").write_text(DEAD_LETTER_S_YAML)
+    return letters
+
+
+def spooled_runner(tmp_path: Path, **options) -> FcRunner:
+    functions = load_functions(tmp_path / "s.yaml", {}, {"AccountID": ACCOUNT})
+    invoker = InProcessInvoker(IDENTITY, tmp_path, lambda f: dict(f.environment))
+    log = io.StringIO()
+    runner = FcRunner(
+        functions, invoker, IDENTITY, LogSink(log), spool=Spool(tmp_path / "pending"), **options
+    )
+    runner.log = log
+    return runner.start()
+
+
+def test_an_invocation_that_fails_all_its_retries_goes_to_its_on_failure_function(tmp_path, dead_letters):
+    runner = spooled_runner(tmp_path, retry_delay=0.05)
+    try:
+        request_id = runner.deliver("always-fails", b'{"events": ["an upload"]}', "test event")
+        assert runner.wait_idle(5)
+    finally:
+        runner.stop(grace=2)
+
+    assert len(dead_letters.failed) == 2  # the first attempt + maxAsyncRetryAttempts (1)
+    [(record, context)] = dead_letters.received
+    assert record["requestContext"] == {
+        "requestId": request_id,
+        "functionArn": f"acs:fc:cn-beijing:{ACCOUNT}:functions/always-fails",
+        "condition": "UnhandledInvocationError",
+        "approximateInvokeCount": 2,
+    }
+    assert record["requestPayload"] == '{"events": ["an upload"]}'
+    assert record["responseContext"] == {"statusCode": 200, "functionError": "UnhandledInvocationError"}
+    assert record["responsePayload"] == "ValueError: bad input on purpose"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["timestamp"])
+    assert context.function.name == "dead-letter"
+    assert context.request_id != request_id  # an invocation of its own
+    assert (runner.stats["dead_letters"], runner.stats["dropped"]) == (1, 0)
+    assert (
+        f"{request_id} failed: ValueError: bad input on purpose; after 2 attempt(s); sent to onFailure"
+        in (runner.log.getvalue())
+    )
+    assert list((tmp_path / "pending").iterdir()) == []  # nothing left once delivered
+    # The pipeline's dead-letter handler reads the record as FC's.
+    failed = parse_failed_invocation(json.dumps(record).encode())
+    assert (failed.request_id, failed.condition, failed.invoke_count) == (
+        request_id,
+        "UnhandledInvocationError",
+        2,
+    )
+    assert failed.error == "ValueError: bad input on purpose"
+    assert failed.payload == {"events": ["an upload"]}
+
+
+def test_an_event_too_old_to_run_goes_to_the_destination_unrun(tmp_path, dead_letters):
+    runner = spooled_runner(tmp_path)
+    try:
+        runner.functions["always-fails"] = dataclasses.replace(
+            runner.functions["always-fails"], max_event_age_seconds=0
+        )
+        runner.deliver("always-fails", b"{}")
+        assert runner.wait_idle(5)
+    finally:
+        runner.stop(grace=2)
+
+    assert dead_letters.failed == []
+    [(record, _)] = dead_letters.received
+    assert record["requestContext"]["condition"] == "MaxEventAgeExceeded"
+    assert record["requestContext"]["approximateInvokeCount"] == 0
+
+
+def test_a_destination_delivery_waiting_for_its_retry_survives_a_stop(tmp_path, dead_letters):
+    dead_letters.refusals_left = 1
+    runner = spooled_runner(tmp_path, retry_delay=0.5)
+    request_id = runner.deliver("always-fails", b'{"key": "inbox/a.jpg"}', "test event")
+    try:
+        assert dead_letters.refused.wait(5)  # the destination's first attempt failed: its retry waits
+    finally:
+        runner.stop(grace=2)
+    assert dead_letters.received == []
+    stop_line = runner.log.getvalue().splitlines()[-1]
+    assert f"stopped with 1 invocation(s) pending in {tmp_path / 'pending'}" in stop_line
+    assert f"dead-letter onFailure of {request_id}" in stop_line
+
+    restarted = spooled_runner(tmp_path, retry_delay=0.05)
+    try:
+        assert restarted.wait_idle(5)
+    finally:
+        restarted.stop(grace=2)
+    [(record, _)] = dead_letters.received
+    assert record["requestContext"]["requestId"] == request_id
+    assert record["requestPayload"] == '{"key": "inbox/a.jpg"}'
+    assert "delivering 1 invocation(s) left pending by the previous run" in restarted.log.getvalue()
+    assert len(dead_letters.failed) == 2  # the failed function was not run again
+    assert list((tmp_path / "pending").iterdir()) == []
+
+
+def test_queued_events_survive_a_stop_and_keep_their_request_ids(tmp_path, fake, make_runner):
+    release = threading.Event()
+    runner = make_runner(tick_every=3600, spool=Spool(tmp_path / "pending"))
+
+    def slow(event, context):  # holds every worker, so the rest of the burst waits in the queue
+        release.wait(5)
+        return fake.on_upload(event, context)
+
+    runner.invoker._handlers["fakefc.on_upload"] = slow
+    ids = [runner.deliver("on-upload", f'{{"n": {n}}}'.encode(), f"event {n}") for n in range(6)]
+    runner.stop(grace=0)
+    release.set()  # the running ones finish after the stop and are forgotten then
+    assert "stopped with 6 invocation(s) pending" in runner.log.getvalue()
+    deadline = time.monotonic() + 5
+    while len(list((tmp_path / "pending").iterdir())) > 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    restarted = make_runner(tick_every=3600, spool=Spool(tmp_path / "pending"))
+    assert restarted.wait_idle(5)
+    delivered = [call[2].request_id for call in fake.calls if call[0] == "on_upload"]
+    assert sorted(set(delivered)) == sorted(ids)  # every one, the queued ones after the restart
+    assert restarted.stats["succeeded"] == 2  # 6 events, 4 workers: two never started before the stop
+    assert list((tmp_path / "pending").iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -89,6 +90,10 @@ def test_the_real_s_yaml_yields_both_functions_with_their_triggers():
     [timer] = tick.timer_triggers
     assert (timer.cron, timer.enabled, timer.payload) == ("0 * * * * *", True, '{"action": "tick"}')
     assert tick.environment == upload.environment
+    # The deployment's dead letters: a queue or the dead-letter function, either one parsed.
+    assert upload.on_failure is not None
+    assert upload.on_failure.arn.startswith(("acs:mns:", "acs:fc:"))
+    assert tick.on_failure is None
 
 
 def test_the_real_s_yaml_needs_the_bucket_from_the_environment():
@@ -158,3 +163,37 @@ def test_s_yaml_comments_quote_the_tick_budget_it_sets():
     assert re.findall(r"OUTPAINT_TICK_BUDGET_SECONDS \((\d+)\)", text) == [budget]
     assert re.findall(r"OUTPAINT_TICK_SAFETY_MARGIN_SECONDS \((\d+)\)", text) == [margin]
     assert re.findall(r"(\d+) s > (\d+) \+ (\d+)", text) == [("90", budget, margin)]
+
+
+def destination_s_yaml(tmp_path: Path, destination: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "resources:\n  f:\n    component: fc3\n    props:\n"
+        "      region: r\n      functionName: f\n      handler: index.handler\n"
+        "      asyncInvokeConfig:\n        destinationConfig:\n          onFailure:\n"
+        f"            destination: {json.dumps(destination)}\n"
+    )
+    return path
+
+
+def test_an_on_failure_function_arn_names_the_function(tmp_path):
+    arn = "acs:fc:${env('REGION', 'cn-beijing')}:${config('AccountID')}:functions/outpaint-dead-letter"
+    destination = load_functions(destination_s_yaml(tmp_path, arn), {}, {"AccountID": "42"})["f"].on_failure
+    assert destination is not None
+    assert (destination.arn, destination.function) == (
+        "acs:fc:cn-beijing:42:functions/outpaint-dead-letter",
+        "outpaint-dead-letter",
+    )
+
+
+def test_an_on_failure_queue_is_kept_without_a_function(tmp_path):
+    arn = "acs:mns:cn-beijing:42:/queues/outpaint-dead-letters/messages"
+    destination = load_functions(destination_s_yaml(tmp_path, arn), {})["f"].on_failure
+    assert destination is not None
+    assert (destination.arn, destination.function) == (arn, None)
+
+
+@pytest.mark.parametrize("arn", ["acs:fc:cn-beijing:42:services/s/functions/f", "outpaint-dead-letter"])
+def test_an_on_failure_destination_that_is_no_arn_is_refused(tmp_path, arn):
+    with pytest.raises(SlsYamlError, match=r"resources\.f: onFailure destination .*expected acs:fc:"):
+        load_functions(destination_s_yaml(tmp_path, arn), {})

@@ -353,3 +353,22 @@ def test_docs_list_every_code_and_key():
         assert f"| `{code}` |" in docs, code
     for key in KEYS:
         assert key.removeprefix("outpaint-") in docs, key
+
+
+def test_an_expansion_of_a_few_pixels_is_skipped_with_the_numbers():
+    photo_3_2ish = ImageFacts(1086, 720, "JPEG", 200_000)
+    plan = plan_upload({"outpaint-ratio": "3:2"}, photo_3_2ish, DEFAULTS)
+    assert (plan.variants, plan.skip_code) == ((), "plan.negligible_expansion")
+    assert plan.skipped == (
+        "outpaint-ratio='3:2' adds only 0×4 px to 1086×720 (under 1 % of a side): variant 3x2 not made, "
+        "a task costs the same however little it adds (OUTPAINT_MIN_EXPANSION_PERCENT)"
+    )
+    # Beside a real expansion only the negligible variant is dropped, and said so.
+    [variant] = plan_upload({"outpaint-ratio": "3:2,16:9"}, photo_3_2ish, DEFAULTS).variants
+    assert variant.name == "16x9"
+    assert any("variant 3x2 not made" in warning for warning in variant.warnings)
+    # 0 makes every one; an exact size is never negligible (the resize needs the expanded image).
+    assert plan_upload(
+        {"outpaint-ratio": "3:2"}, photo_3_2ish, PlanDefaults(min_expansion_percent=0)
+    ).variants
+    assert plan_upload({"outpaint-size": "1086x724"}, photo_3_2ish, DEFAULTS).variants

@@ -57,3 +57,26 @@ def test_a_folder_object_under_the_marker_prefix_is_removed_not_fatal():
     report = pipeline(storage).poll(NOW + 30)
     assert report.lease == "acquired"
     assert not [key for key in storage.objects if key.startswith(".outpaint/state/")]
+
+
+# The fields of the metrics line, as docs/operations.md lists them for SLS: renaming one breaks dashboards.
+METRIC_FIELDS = {
+    "lease", "rounds", "submitted", "throttled", "queries", "done", "failed", "requeued", "in_flight",
+    "queued", "repaired", "out_of_time", "run_seconds", "oldest_queued_age_seconds",
+}  # fmt: skip
+
+
+def test_every_run_writes_one_metrics_line_with_the_documented_fields(caplog):
+    from pathlib import Path
+
+    caplog.set_level("INFO", logger="outpaint")
+    storage = MemoryStorage()
+    JobStore(storage, ".outpaint/").create(record("c" * 32, State.DONE))
+    pipeline(storage).poll(NOW + 30)
+    [finished] = [r.fields for r in caplog.records if r.getMessage() == "poller.finished"]
+    # A field without a value (no queued job: no oldest age) is left out of the line, never renamed.
+    assert set(finished) == METRIC_FIELDS - {"oldest_queued_age_seconds"}
+    assert (finished["run_seconds"], finished["queued"], finished["lease"]) == (0.0, 0, "acquired")
+    documented = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+    for name in METRIC_FIELDS:
+        assert f"`{name}`" in documented.read_text(encoding="utf-8"), name

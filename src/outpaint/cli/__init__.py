@@ -23,8 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retry": ("ops", "re-queue FAILED/EXPIRED jobs (under the poller lease)"),
     "backfill": ("ops", "enqueue existing objects through the normal intake (resumable)"),
     "invoke": ("ops", "run on_upload/on_tick/on_dead_letter locally on an event file"),
+    "events": ("ops", "`events put KEY`: the FC upload event of an existing object, for invoke"),
     "purge": ("ops", "delete terminal job records older than a duration"),
 }
+
+
+# Top-level modules of the `local` extra (emulators, local FC runner): a plain `pip install outpaint`
+# lacks them, and `outpaint local up` / `outpaint demo` say what to install instead of a traceback.
+LOCAL_EXTRA_MODULES = frozenset({"uvicorn", "starlette", "yaml", "werkzeug", "functions_framework"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,9 +48,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] not in COMMANDS:
         build_parser().parse_args(args or ["--help"])
         return 2
-    module = importlib.import_module(f"outpaint.cli.{COMMANDS[args[0]][0]}")
     try:
+        module = importlib.import_module(f"outpaint.cli.{COMMANDS[args[0]][0]}")
         return int(module.main(args[0], args[1:]) or 0)
+    except ModuleNotFoundError as exc:
+        if exc.name not in LOCAL_EXTRA_MODULES:
+            raise
+        print(
+            f"outpaint {args[0]}: needs the local stack's packages (module {exc.name!r} is missing): "
+            "pip install 'outpaint[local]'",
+            file=sys.stderr,
+        )
+        return 2
     except BrokenPipeError:
         # The reader went away (`outpaint status | head`): stop quietly, and keep the interpreter's own
         # final flush from complaining about the closed pipe.

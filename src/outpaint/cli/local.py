@@ -1,7 +1,8 @@
 """`outpaint local up`: the OSS emulator, the DashScope emulator and the local FC runner, together.
 
-Serves until Ctrl-C or SIGTERM. Data (bucket contents, job records) persists under ``--data-dir``, so
-jobs left pending by a stop continue at the first tick after the next start. See docs/local-stack.md.
+Serves until Ctrl-C or SIGTERM. Everything persists under ``--data-dir`` (the bucket with the job
+records, the FC runner's pending invocations, the DashScope emulator's tasks), so a stop or a crash
+continues at the next start. See docs/local-stack.md.
 """
 
 from __future__ import annotations
@@ -24,10 +25,25 @@ from outpaint.local.stack import (
     StackConfig,
 )
 
+REAL_DASHSCOPE_URL = "https://dashscope.aliyuncs.com/api/v1"
+PRICE_CNY = 0.18  # per generated image, the documented price of image-out-painting
+
 
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `local up` and `demo`."""
     add = parser.add_argument
+    add(
+        "--dashscope",
+        choices=("emulator", "real"),
+        default="emulator",
+        help="the DashScope emulator (default), or the real service: needs $DASHSCOPE_API_KEY, "
+        "and every task is paid (see docs/local-stack.md)",
+    )
+    add(
+        "--dashscope-url",
+        metavar="URL",
+        help=f"with --dashscope real: the API base URL (default {REAL_DASHSCOPE_URL})",
+    )
     add(
         "--s-yaml", type=Path, help="the Serverless Devs file to run (default: ./s.yaml, else the checkout's)"
     )
@@ -60,13 +76,13 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     add("--verbose", action="store_true", help="also show the emulators' routine request lines")
 
 
-def parse_env(pairs: Sequence[str]) -> dict[str, str]:
+def parse_env(pairs: Sequence[str], flag: str = "--env") -> dict[str, str]:
     """``["A=1", "B=x"]`` → ``{"A": "1", "B": "x"}``; a pair without ``=`` is an error."""
     values = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise SystemExit(f"--env {pair!r}: expected NAME=VALUE")
+            raise SystemExit(f"{flag} {pair!r}: expected NAME=VALUE")
         values[name] = value
     return values
 
@@ -89,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpaint local up", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the bucket lives (default %(default)s)"
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="where the bucket, pending invocations and tasks live (default %(default)s)",
     )
     add("--host", default="127.0.0.1", help="address the emulators bind (default %(default)s)")
     add("--oss-port", type=int, default=DEFAULT_OSS_PORT, help="OSS emulator port (default %(default)s)")
@@ -101,15 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--bucket", default="outpaint-local", help="the bucket (default %(default)s)")
     add(
-        "--dashscope-url",
-        metavar="URL",
-        help="the real DashScope API base URL (needs $DASHSCOPE_API_KEY and --public-endpoint)",
-    )
-    add(
         "--public-endpoint",
         metavar="URL",
-        help="with --dashscope-url: an internet-reachable address of the OSS emulator (a tunnel)",
+        help="with --dashscope real: an internet-reachable address of the OSS emulator (a tunnel) for "
+        "signed input URLs; without it inputs go through DashScope's temporary storage",
     )
+    add("--yes", action="store_true", help="with --dashscope real: accept that every upload is a paid task")
     add_stack_arguments(parser)
     return parser
 
@@ -123,30 +139,32 @@ def config_from(args: argparse.Namespace, **overrides: object) -> StackConfig:
         "task_seconds": args.task_seconds,
         "extra_env": parse_env(args.env),
         "verbose": args.verbose,
+        "dashscope_url": real_dashscope_url(args),
     }
-    for name in (
-        "data_dir",
-        "host",
-        "oss_port",
-        "dashscope_port",
-        "bucket",
-        "dashscope_url",
-        "public_endpoint",
-    ):
+    for name in ("data_dir", "host", "oss_port", "dashscope_port", "bucket", "public_endpoint"):
         if hasattr(args, name):
             values[name] = getattr(args, name)
     values.update(overrides)
     return StackConfig(**values)  # type: ignore[arg-type]
 
 
+def real_dashscope_url(args: argparse.Namespace) -> str | None:
+    """The real service's base URL when the flags ask for it (``--dashscope-url`` alone implies real)."""
+    if args.dashscope == "real" or args.dashscope_url:
+        return args.dashscope_url or REAL_DASHSCOPE_URL
+    return None
+
+
 def banner(stack: LocalStack) -> str:
     """Endpoints, bucket, credentials (the stack's own throwaway ones), and how to use them."""
     config = stack.config
     endpoint, bucket, prefix = stack.oss_endpoint, config.bucket, stack.settings().input_prefix
+    handover = "signed URLs of --public-endpoint" if config.public_endpoint else "DashScope temporary storage"
     dashscope = (
-        f"{stack.dashscope_base_url}  (real service; key from $DASHSCOPE_API_KEY)"
+        f"{stack.dashscope_base_url}  (REAL service, paid per image; key from $DASHSCOPE_API_KEY; inputs "
+        f"via {handover})"
         if config.dashscope_url
-        else f"{stack.dashscope_base_url}  (emulator, API key {stack.api_key})"
+        else f"{stack.dashscope_base_url}  (emulator: stand-in pictures, API key {stack.api_key})"
     )
     timers = f"every {config.tick_every:g}s (--tick-every)" if config.tick_every else "on s.yaml's cron"
     functions = ", ".join(f"{f.resource_id} ({f.handler})" for f in stack.functions.values())
@@ -211,7 +229,15 @@ def wait_for_signal() -> None:
 
 def up(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    stack = LocalStack(config_from(args))
+    config = config_from(args)
+    if config.dashscope_url and not args.yes:
+        print(
+            "outpaint local up: against the real DashScope every upload is one paid task per variant "
+            f"({PRICE_CNY:.2f} CNY per image); nothing was started: pass --yes to accept",
+            file=sys.stderr,
+        )
+        return 2
+    stack = LocalStack(config)
     stack.start()
     try:
         print(banner(stack), flush=True)

@@ -1,4 +1,4 @@
-"""Operating a deployment: `outpaint status | jobs show | retry | backfill | invoke | purge`.
+"""Operating a deployment: `outpaint status | jobs | retry | backfill | invoke | events | purge`.
 
 Every command reads the same OUTPAINT_* settings as the functions (``load_settings``), so it works
 against the local stack and a real bucket alike. Exit status: 0 ok, 1 operational failure (nothing
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from outpaint import log
-from outpaint.cli import ops_backfill, ops_invoke, ops_maintenance, ops_views
+from outpaint.cli import ops_backfill, ops_events, ops_invoke, ops_maintenance, ops_views
 from outpaint.cli.ops_common import Ops, UsageError, cli_log_level, fail
 from outpaint.errors import ConfigError, OutpaintError
 
@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "purge": (ops_maintenance.PURGE_HELP, ops_maintenance.configure_purge, ops_maintenance.purge),
     "backfill": (ops_backfill.HELP, ops_backfill.configure, ops_backfill.backfill),
     "invoke": (ops_invoke.HELP, ops_invoke.configure, ops_invoke.invoke),
+    "events": (ops_events.HELP, ops_events.configure, ops_events.events),
 }
 
 

@@ -2,15 +2,17 @@
 
 Scenes with structure the out-painter has to continue: a mountain lake, a studio product shot, a city
 skyline, a fruit bowl, a lighthouse coast. Each sample carries the metadata that exercises one part of
-the plan language; one carries a deliberately bad value and must be refused.
+the plan language; one carries a deliberately bad value and must be refused. ``own_samples`` reads a
+user's folder of images instead.
 """
 
 from __future__ import annotations
 
 import io
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -27,6 +29,29 @@ class Sample:
     shows: str
     rejected_code: str | None = None  # the refusal expected instead of a result
     size: tuple[int, int] = field(default=(0, 0))
+    own: bool = False  # a user's image (--images): a refusal is a result to show, not a demo failure
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")
+
+
+def own_samples(folder: Path, metadata: Mapping[str, str]) -> list[Sample]:
+    """Every image file of ``folder`` (by name), each with ``metadata``; ValueError when there is none.
+
+    Files Pillow cannot read are kept: the pipeline refuses them, and the gallery shows why."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+    samples = []
+    for path in files:
+        data = path.read_bytes()
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                size = image.size
+        except (OSError, ValueError):
+            size = (0, 0)
+        samples.append(Sample(path.name, data, dict(metadata), "your image", None, size, own=True))
+    return samples
 
 
 def _rng(seed: int) -> random.Random:

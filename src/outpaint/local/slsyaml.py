@@ -1,7 +1,8 @@
 """Read the functions and triggers of a Serverless Devs ``s.yaml`` (fc3, edition 3.0.0) for the local runner.
 
 Only what the local FC runner needs: ``vars``, the ``fc3`` resources' handler, timeout, memory,
-environment, initializer, concurrency, async retry settings, OSS and timer triggers. Magic variables are
+environment, initializer, concurrency, async retry settings and onFailure destination, OSS and timer
+triggers. Magic variables are
 rendered here: ``${vars.x}``, ``${env('X')}``, ``${env('X', 'default')}`` and ``${config('Key')}``;
 anything else is refused with the expression quoted, never passed through silently.
 """
@@ -21,6 +22,7 @@ DEFAULT_EVENT_AGE_SECONDS = 18_000
 
 _EXPRESSION = re.compile(r"\$\{\s*(.*?)\s*\}")
 _VARS = re.compile(r"vars\.([A-Za-z_][\w-]*)")
+_FUNCTION_ARN = re.compile(r"acs:fc:[^:]*:[^:]*:functions/([A-Za-z_][\w-]*)")
 _CALL = re.compile(r"""(env|config)\(\s*(['"])(.*?)\2\s*(?:,\s*(['"])(.*?)\4\s*)?\)""")
 
 
@@ -50,6 +52,14 @@ class TimerTrigger:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """An async invocation destination: the ARN, and the function it names when it is one."""
+
+    arn: str
+    function: str | None = None  # functionName; None for a queue, bus or topic (MNS, EventBridge, ...)
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """One fc3 function as the local runner invokes it."""
 
@@ -64,6 +74,7 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     max_async_retries: int = DEFAULT_ASYNC_RETRIES
     max_event_age_seconds: int = DEFAULT_EVENT_AGE_SECONDS
+    on_failure: Destination | None = None
     oss_triggers: tuple[OssTrigger, ...] = ()
     timer_triggers: tuple[TimerTrigger, ...] = ()
 
@@ -181,9 +192,28 @@ def _function(resource_id: str, props: dict[str, Any]) -> FunctionSpec:
         reserved_concurrency=int(reserved) if reserved is not None else None,
         max_async_retries=int(async_config.get("maxAsyncRetryAttempts", DEFAULT_ASYNC_RETRIES)),
         max_event_age_seconds=int(async_config.get("maxAsyncEventAgeInSeconds", DEFAULT_EVENT_AGE_SECONDS)),
+        on_failure=_on_failure(async_config),
         oss_triggers=tuple(_oss(t) for t in triggers if t.get("triggerType") == "oss"),
         timer_triggers=tuple(_timer(t) for t in triggers if t.get("triggerType") == "timer"),
     )
+
+
+def _on_failure(async_config: dict[str, Any]) -> Destination | None:
+    """``destinationConfig.onFailure.destination``: a function ARN
+    (``acs:fc:<region>:<account>:functions/<name>``) or another service's (``acs:mns:...``)."""
+    arn = ((async_config.get("destinationConfig") or {}).get("onFailure") or {}).get("destination")
+    if not arn:
+        return None
+    arn = str(arn)
+    function = _FUNCTION_ARN.fullmatch(arn)
+    if function:
+        return Destination(arn, function.group(1))
+    if arn.startswith("acs:fc:") or not arn.startswith("acs:"):
+        raise SlsYamlError(
+            f"onFailure destination {arn!r}: expected acs:fc:<region>:<account>:functions/<name> "
+            "or another service's acs: ARN"
+        )
+    return Destination(arn)
 
 
 def _oss(trigger: dict[str, Any]) -> OssTrigger:

@@ -20,6 +20,7 @@ from outpaint.local.fc import FcRunner
 from outpaint.local.invokers import CustomRuntimeInvoker, Identity, InProcessInvoker, Invoker
 from outpaint.local.logs import LogSink, route_logging
 from outpaint.local.slsyaml import FunctionSpec, load_functions
+from outpaint.local.spool import Spool
 
 if TYPE_CHECKING:
     from outpaint.config import Settings
@@ -60,7 +61,9 @@ class StackConfig:
     task_seconds: tuple[float, float] = (2.0, 5.0)
     seed: int | None = None
     dashscope_url: str | None = None  # None: the emulator; else the real service (needs DASHSCOPE_API_KEY)
-    public_endpoint: str | None = None  # where DashScope downloads inputs from (real service only)
+    # Where the real service downloads inputs from (a tunnel to the OSS emulator); None: the inputs are
+    # handed over through DashScope's temporary storage instead (OUTPAINT_INPUT_HANDOVER).
+    public_endpoint: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
     verbose: bool = False  # also the emulators' routine request lines
@@ -107,7 +110,7 @@ class LocalStack:
             return LOCAL_API_KEY
         key = os.environ.get("DASHSCOPE_API_KEY")
         if not key:
-            raise StackError("--dashscope-url targets the real service: set DASHSCOPE_API_KEY")
+            raise StackError("--dashscope real targets the real service: set DASHSCOPE_API_KEY")
         return key
 
     def function_environment(self, function: FunctionSpec) -> dict[str, str]:
@@ -121,24 +124,23 @@ class LocalStack:
         }
         if self.dashscope is not None:
             local["OUTPAINT_ALLOWED_RESULT_HOSTS"] = self.dashscope.origin
+        elif not self.config.public_endpoint:
+            local["OUTPAINT_INPUT_HANDOVER"] = "temporary_storage"
         return {**function.environment, **local, **self.config.extra_env}
 
     def settings(self) -> Settings:
         """Settings of a client of this stack (the demo reads job records with them)."""
         from outpaint.config import load_settings
 
-        function = next(iter(self.functions.values()))
+        environment = self.function_environment(next(iter(self.functions.values())))
         values = {
-            k.removeprefix("OUTPAINT_").lower(): v
-            for k, v in self.function_environment(function).items()
-            if k.startswith("OUTPAINT_")
+            k[len("OUTPAINT_") :].lower(): v for k, v in environment.items() if k.startswith("OUTPAINT_")
         }
-        return load_settings(
-            **values,
-            access_key_id=LOCAL_ACCESS_KEY_ID,
-            access_key_secret=LOCAL_ACCESS_KEY_SECRET,
-            dashscope_api_key=self.api_key,
-        )
+        # What the stack sets itself only where --env did not set it (an override wins, never a clash).
+        values.setdefault("access_key_id", LOCAL_ACCESS_KEY_ID)
+        values.setdefault("access_key_secret", LOCAL_ACCESS_KEY_SECRET)
+        values.setdefault("dashscope_api_key", environment["DASHSCOPE_API_KEY"])
+        return load_settings(**values)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -158,6 +160,7 @@ class LocalStack:
                 max_concurrency=config.max_concurrency,
                 retry_delay=config.retry_delay,
                 tick_every=config.tick_every,
+                spool=Spool(config.data_dir / "fc" / "pending"),
             ).start()  # stops its invoker (the custom runtime's processes) if it fails
             self.runner.connect(self.oss)
         except BaseException:
@@ -210,6 +213,7 @@ class LocalStack:
                 seed=config.seed,
                 host=config.host,
                 port=config.dashscope_port,
+                data_dir=config.data_dir / "dashscope",
             ).start()
         except OSError as exc:
             raise StackError(

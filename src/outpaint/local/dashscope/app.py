@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .signing import oss_error
 from .state import EmulatorState
 from .tasks import UNKNOWN
-from .validation import parse_submission
+from .uploads import UPLOAD_PATH, TemporaryStorage, form_fields
+from .validation import MODEL, Submission, parse_submission
 from .wire import (
     INVALID_API_KEY,
     INVALID_API_KEY_MISSING,
@@ -28,6 +32,7 @@ from .wire import (
     TOO_LARGE,
     ApiError,
     error_response,
+    invalid,
     new_id,
 )
 
@@ -44,13 +49,24 @@ def create_app(state: EmulatorState) -> Starlette:
         Route(SUBMIT_PATH, api.submit, methods=["POST"]),
         Route("/api/v1/tasks/{task_id}", api.query, methods=["GET"]),
         Route("/api/v1/tasks/{task_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/api/v1/uploads", api.upload_policy, methods=["GET"]),
+        Route(UPLOAD_PATH, api.upload, methods=["POST"]),
+        Route(UPLOAD_PATH + "/{key:path}", api.temporary_file, methods=["GET"]),
         Route("/results/{name}", api.result, methods=["GET"]),
         Route("/_emulator/stats", api.stats, methods=["GET"]),
         Route("/_emulator/config", api.config, methods=["GET", "POST"]),
         Route("/_emulator/reset", api.reset, methods=["POST"]),
+        Route("/_emulator/forget", api.forget, methods=["POST"]),
         Route("/_emulator/tasks", api.tasks, methods=["GET"]),
+        Route("/_emulator/uploads", api.uploads, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.scheduler.pump()  # tasks restored from the data dir run again
+        yield
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan)
     app.add_middleware(_AccessLog)
     return app
 
@@ -58,6 +74,7 @@ def create_app(state: EmulatorState) -> Starlette:
 class _Api:
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
+        self.storage = TemporaryStorage(lambda: self.state.settings.temporary_storage_seconds)
 
     async def submit(self, request: Request) -> Response:
         state, request_id = self.state, new_id()
@@ -68,7 +85,7 @@ class _Api:
                 raise ApiError(SYNC_NOT_SUPPORTED)
             if not state.submit_bucket.take():
                 raise ApiError(RATE_QUOTA)
-            submission = parse_submission(await _body(request))
+            submission = self._resolve(request, parse_submission(await _body(request)))
             state.scheduler.check_capacity()
             self._inject()
             state.faults.refuse_input(state.settings)
@@ -84,6 +101,44 @@ class _Api:
         request.state.note = f"task={task.task_id}"
         output = {"task_id": task.task_id, "task_status": "PENDING"}
         return JSONResponse({"request_id": request_id, "output": output})
+
+    def _resolve(self, request: Request, submission: Submission) -> Submission:
+        """An ``oss://`` temporary file becomes the signed URL the task downloads, if the header asks."""
+        if not submission.image_url.startswith("oss://"):
+            return submission
+        if request.headers.get("x-dashscope-ossresourceresolve", "").lower() != "enable":
+            raise invalid(
+                "input.image_url: an oss:// URL needs the header X-DashScope-OssResourceResolve: enable"
+            )
+        key = _api_key(request)
+        url = self.storage.resolve(submission.image_url, key, MODEL, _origin(request))
+        return dataclasses.replace(submission, image_url=url)
+
+    async def upload_policy(self, request: Request) -> Response:
+        request_id = new_id()
+        try:
+            self._authenticate(request)
+            params = request.query_params
+            if params.get("action") != "getPolicy":
+                raise invalid("action must be getPolicy")
+            if not params.get("model"):
+                raise invalid("model is required")
+        except ApiError as error:
+            return _fail(request, error, request_id)
+        data = self.storage.policy(_api_key(request), params["model"], _origin(request))
+        request.state.note = f"dir={data['upload_dir']}"
+        return JSONResponse({"request_id": request_id, "data": data})
+
+    async def upload(self, request: Request) -> Response:
+        fields, data = await form_fields(request)
+        request.state.note = fields.get("key", "")
+        return self.storage.accept(fields, data)
+
+    async def temporary_file(self, request: Request) -> Response:
+        params = request.query_params
+        return self.storage.read(
+            request.path_params["key"], params.get("Expires", ""), params.get("Signature", "")
+        )
 
     async def query(self, request: Request) -> Response:
         request_id, task_id = new_id(), request.path_params["task_id"]
@@ -153,9 +208,18 @@ class _Api:
         self.state.reset()
         return JSONResponse(self.state.stats())
 
+    async def forget(self, request: Request) -> Response:
+        _require_loopback(request)
+        self.state.forget_tasks()
+        return JSONResponse(self.state.stats())
+
     async def tasks(self, request: Request) -> Response:
         _require_loopback(request)
         return JSONResponse({"tasks": self.state.scheduler.draws()})
+
+    async def uploads(self, request: Request) -> Response:
+        _require_loopback(request)
+        return JSONResponse({"uploads": self.storage.listing()})
 
     async def _admit_read(self, request: Request) -> None:
         """Latency, key, query QPS and injected faults, in that order (queries and cancels)."""
@@ -181,13 +245,22 @@ class _Api:
             raise
 
     def _authenticate(self, request: Request) -> None:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
+        key = _api_key(request)
+        if not key:
             raise ApiError(INVALID_API_KEY_MISSING)
         keys = self.state.settings.api_keys
         if keys and key not in keys:
             raise ApiError(INVALID_API_KEY)
+
+
+def _api_key(request: Request) -> str:
+    """The bearer key of ``request`` ("" when there is none)."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+def _origin(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
 
 
 async def _body(request: Request) -> bytes:

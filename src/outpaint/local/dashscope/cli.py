@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -98,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="origin of result URLs, e.g. http://localhost:8022 (default: as asked)",
     )
+    add(
+        "--temporary-storage-seconds",
+        type=float,
+        default=d.temporary_storage_seconds,
+        help="lifetime of an uploaded temporary file (oss:// URL; default 48 h)",
+    )
+    add(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep tasks and results here across restarts (default: in memory only)",
+    )
     add("--log-level", default="INFO", help="logging level (default %(default)s)")
     return parser
 
@@ -106,10 +119,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse flags and serve until interrupted."""
     args = vars(build_parser().parse_args(argv))
     host, port, level = args.pop("host"), args.pop("port"), args.pop("log_level")
+    data_dir = args.pop("data_dir")
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines carry signed input URLs
     try:
-        state = EmulatorState(Settings(**args))
+        state = EmulatorState(Settings(**args), data_dir)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     shown = f"[{host}]" if ":" in host else host

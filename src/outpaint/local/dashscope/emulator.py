@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -26,12 +27,16 @@ class DashScopeEmulator:
     Every keyword except ``host`` and ``port`` is a setting (see ``Settings``): ``api_keys``, ``qps``,
     ``concurrency``, ``query_qps``, ``task_seconds``, ``fail_rate``, ``seed``, ``retention_seconds``,
     ``result_url_seconds``, ``over_concurrency``, ``throttle_rate``, ``error_rate``, ``latency``,
-    ``download_timeout``, ``max_download_bytes``.
+    ``download_timeout``, ``max_download_bytes``. With ``data_dir`` tasks and results are kept there, so
+    a restarted emulator on the same directory answers for them as the real service does for 24 h.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, data_dir: Path | None = None, **settings: Any
+    ) -> None:
         self._settings = Settings(**settings)
         self._host, self._port = host, port
+        self._data_dir = data_dir
         self._state: EmulatorState | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -58,8 +63,8 @@ class DashScopeEmulator:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
         self._port = sock.getsockname()[1]
-        self._state = EmulatorState(self._settings)
-        config = uvicorn.Config(create_app(self._state), log_config=None, access_log=False, lifespan="off")
+        self._state = EmulatorState(self._settings, self._data_dir)
+        config = uvicorn.Config(create_app(self._state), log_config=None, access_log=False, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._serve, args=(sock,), name="dashscope-emulator", daemon=True
@@ -92,6 +97,10 @@ class DashScopeEmulator:
     def reset(self) -> None:
         """Forget tasks, counters and tokens; restart the seeded draws."""
         self._call(lambda state: state.reset())
+
+    def forget_tasks(self) -> None:
+        """The lost-tasks fault: every task and result is forgotten (queries answer UNKNOWN)."""
+        self._call(lambda state: state.forget_tasks())
 
     def _call(self, operation: Callable[[EmulatorState], T]) -> T:
         """Run ``operation`` on the server's event loop: the state is never touched from two threads."""

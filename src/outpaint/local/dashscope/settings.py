@@ -49,6 +49,7 @@ _FLOATS = (
     "moderation_output_rate",
     "late_failure_rate",
     "missing_status_rate",
+    "temporary_storage_seconds",
 )
 _INTS = ("concurrency", "seed", "max_download_bytes")
 
@@ -98,6 +99,7 @@ class Settings:
     # Origin of result URLs (scheme://host[:port]); None: the one the query came to. Lets a test serve
     # results from a host the client's allow-list must admit, as the real result buckets are.
     result_origin: str | None = None
+    temporary_storage_seconds: float = 48 * 3600.0  # how long an uploaded temporary file resolves
 
     def __post_init__(self) -> None:
         fix = object.__setattr__  # frozen: normalise in place once
@@ -112,7 +114,10 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 fix(self, name, _number(name, value, int))
-        for name in ("qps", "query_qps", "retention_seconds", "download_timeout", "result_url_seconds"):
+        for name in (
+            "qps", "query_qps", "retention_seconds", "download_timeout", "result_url_seconds",
+            "temporary_storage_seconds",
+        ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")

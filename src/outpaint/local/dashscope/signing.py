@@ -21,8 +21,8 @@ RESULT_ACCESS_KEY_ID = "LTAI5tDashScopeEmulator"
 class UrlSigner:
     """Signs ``/results/<name>`` paths until an absolute Unix ``Expires`` time."""
 
-    def __init__(self) -> None:
-        self._secret = secrets.token_bytes(32)
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._secret = secret or secrets.token_bytes(32)
 
     def sign(self, name: str, expires: int) -> str:
         """The path and query of a result URL (prefix it with the server's origin)."""

@@ -6,12 +6,14 @@ import dataclasses
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .faults import Faults
 from .quota import TokenBucket
 from .settings import Settings
 from .signing import UrlSigner
+from .store import TaskStore
 from .tasks import Scheduler
 
 IMAGE_WORKERS = 4  # downloads and Pillow work run here, never on the event loop
@@ -33,13 +35,17 @@ class Counters:
 
 
 class EmulatorState:
-    """Mutated only on the server's event loop (the embedding API hops onto it)."""
+    """Mutated only on the server's event loop (the embedding API hops onto it).
 
-    def __init__(self, settings: Settings) -> None:
+    With a ``data_dir`` tasks and results are kept there and taken back by the next instance.
+    """
+
+    def __init__(self, settings: Settings, data_dir: Path | None = None) -> None:
         if settings.seed is None:
             settings = settings.replace(seed=secrets.randbelow(2**31))
         self.settings = settings
-        self.signer = UrlSigner()
+        self.store = TaskStore(data_dir) if data_dir is not None else None
+        self.signer = UrlSigner(self.store.signing_key() if self.store else None)
         self.executor = ThreadPoolExecutor(IMAGE_WORKERS, thread_name_prefix="dashscope-emulator")
         self._rebuild()
 
@@ -49,7 +55,7 @@ class EmulatorState:
         self.submit_bucket = TokenBucket(self.settings.qps)
         self.query_bucket = TokenBucket(self.settings.query_qps)
         self.faults = Faults(seed)
-        self.scheduler = Scheduler(self.settings, seed, self.executor, self.signer)
+        self.scheduler = Scheduler(self.settings, seed, self.executor, self.signer, self.store)
 
     @property
     def seed(self) -> int:
@@ -72,8 +78,13 @@ class EmulatorState:
 
     def reset(self) -> None:
         """Forget every task, counter and token; restart the seeded draws; keep the settings."""
-        self.scheduler.close()
+        self.scheduler.forget()
         self._rebuild()
+
+    def forget_tasks(self) -> None:
+        """A fault: forget every task and result (saved ones too), as a service that lost them would;
+        their queries answer UNKNOWN. Counters, tokens and draws go on."""
+        self.scheduler.forget()
 
     def stats(self) -> dict[str, Any]:
         """Counters, tasks by status and slot usage."""

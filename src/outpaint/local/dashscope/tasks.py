@@ -15,6 +15,7 @@ from .fetch import fetch_image
 from .imaging import Result, decode, render
 from .settings import Settings
 from .signing import UrlSigner
+from .store import TaskStore
 from .validation import Submission
 from .wire import ALGO, ALLOCATION_QUOTA, CANCEL_NOT_PENDING, ApiError, TaskFailure, new_id, timestamp
 
@@ -76,18 +77,44 @@ class Task:
 
 
 class Scheduler:
-    """Owns the tasks: admission against the concurrency limit, execution, expiry. Runs on the event loop."""
+    """Owns the tasks: admission against the concurrency limit, execution, expiry. Runs on the event loop.
 
-    def __init__(self, settings: Settings, seed: int, executor: Executor, signer: UrlSigner) -> None:
+    With a ``store``, every task is saved at each change and the saved ones are taken back at start: a
+    task that was PENDING or RUNNING then runs again (its drawn time counted from when it first started).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        seed: int,
+        executor: Executor,
+        signer: UrlSigner,
+        store: TaskStore | None = None,
+    ) -> None:
         self.settings = settings
         self.reseed(seed)
         self._executor = executor
         self._signer = signer
+        self._store = store
         self._tasks: dict[str, Task] = {}
         self._pending: deque[Task] = deque()
         self.running = 0
         self.peak_running = 0
         self.expired = 0
+        if store is not None:
+            self._restore(store)
+
+    def _restore(self, store: TaskStore) -> None:
+        now, now_mono = time.time(), time.monotonic()
+        for values in store.load():
+            task = Task(**values, submitted_mono=now_mono - (now - values["submitted"]))
+            self._tasks[task.task_id] = task
+            if task.status in (PENDING, RUNNING):
+                self._pending.append(task)
+        # Tasks that were running go first: they held the slots.
+        self._pending = deque(sorted(self._pending, key=lambda task: task.status != RUNNING))
+        if self._tasks:
+            log.info("%d task(s) restored, %d to run", len(self._tasks), len(self._pending))
 
     def reseed(self, seed: int) -> None:
         """Restart the task draw sequence (duration, then failure, per submit) from ``seed``."""
@@ -109,6 +136,7 @@ class Scheduler:
         task = Task(new_id(), submission, time.time(), time.monotonic(), seconds, fails, fated)
         self._tasks[task.task_id] = task
         self._pending.append(task)
+        self._save(task)
         log.info("task %s -> PENDING (draw %.3fs%s)", task.task_id, seconds, ", will fail" if fails else "")
         self.pump()
         return task
@@ -145,6 +173,8 @@ class Scheduler:
             del self._tasks[task.task_id]
             if task in self._pending:
                 self._pending.remove(task)
+            if self._store is not None:
+                self._store.remove(task.task_id)
             self.expired += 1
             log.info("task %s expired (%s) -> UNKNOWN", task.task_id, task.status)
 
@@ -160,19 +190,27 @@ class Scheduler:
         return [task.draws() for task in self._tasks.values()]
 
     def close(self) -> None:
-        """Stop every runner (used by reset and shutdown)."""
+        """Stop every runner (used by reset and shutdown); saved tasks stay saved."""
         for task in self._tasks.values():
-            if task.runner is not None:
+            if task.runner is not None and not task.runner.done():
                 task.runner.cancel()
         self._pending.clear()
 
+    def forget(self) -> None:
+        """Stop every runner and forget every task and result, saved ones included."""
+        self.close()
+        self._tasks.clear()
+        if self._store is not None:
+            self._store.clear()
+
     async def _execute(self, task: Task) -> None:
-        task.scheduled = time.time()
-        deadline = time.monotonic() + task.seconds
-        self._transition(task, RUNNING)
+        if task.scheduled is None:
+            task.scheduled = time.time()
+            self._transition(task, RUNNING)
+        deadline = time.monotonic() + task.scheduled + task.seconds - time.time()
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._executor, self._work, task.submission, self.settings)
+            result = await loop.run_in_executor(self._executor, self._work, task, self.settings)
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             if task.fated is not None:
                 raise task.fated
@@ -192,12 +230,16 @@ class Scheduler:
             self._finish(task, SUCCEEDED)
         finally:
             self.running -= 1
-            self.pump()
+        self.pump()  # not when cancelled (a shutdown, a forget): the next task must not start then
 
-    @staticmethod
-    def _work(submission: Submission, settings: Settings) -> Result:
+    def _work(self, task: Task, settings: Settings) -> Result:
+        """Download and paint (on the executor); the result is saved before the task says SUCCEEDED."""
+        submission = task.submission
         data = fetch_image(submission.image_url, settings.download_timeout, settings.max_download_bytes)
-        return render(decode(data), submission.params)
+        result = render(decode(data), submission.params)
+        if self._store is not None:
+            self._store.save_result(task.task_id, result)
+        return result
 
     def _finish(self, task: Task, status: str) -> None:
         task.ended = time.time()
@@ -205,8 +247,13 @@ class Scheduler:
 
     def _transition(self, task: Task, status: str) -> None:
         previous, task.status = task.status, status
+        self._save(task)
         detail = f" {task.failure}" if task.failure else ""
         log.info("task %s %s -> %s%s", task.task_id, previous, status, detail)
+
+    def _save(self, task: Task) -> None:
+        if self._store is not None:
+            self._store.save(task)
 
     def _draw_seconds(self) -> float:
         low, high = self.settings.task_seconds

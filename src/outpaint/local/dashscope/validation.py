@@ -13,7 +13,7 @@ MODEL = "image-out-painting"
 RATIOS = ("", "1:1", "3:4", "4:3", "9:16", "16:9")
 OFFSETS = ("top_offset", "bottom_offset", "left_offset", "right_offset")
 RIGHT_ANGLES = (90, 180, 270)
-URL_SCHEMES = ("http://", "https://", "data:")
+URL_SCHEMES = ("http://", "https://", "data:", "oss://")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,10 @@ def _image_url(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise invalid("input.image_url is required and must be a non-empty string")
     if not value.lower().startswith(URL_SCHEMES):
-        raise invalid("input.image_url must be an http(s) URL or base64 data (data:<mime>;base64,...)")
+        raise invalid(
+            "input.image_url must be an http(s) URL, an oss:// temporary file or base64 data "
+            "(data:<mime>;base64,...)"
+        )
     return value
 
 
