@@ -451,7 +451,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     timeout = args.timeout or (600.0 if real else 80.0)
     with (
-        tempfile.TemporaryDirectory(prefix="outpaint-demo-") as data_dir,
+        # An invocation still running past the stop's grace may spool into the throwaway data dir while
+        # it is removed: that must not turn a finished demo into a crash.
+        tempfile.TemporaryDirectory(prefix="outpaint-demo-", ignore_cleanup_errors=True) as data_dir,
         (args.out / "stack.log").open("w", encoding="utf-8") as log_file,
     ):
         config = config_from(args, data_dir=Path(data_dir), oss_port=0, dashscope_port=0, seed=0)
