@@ -106,13 +106,16 @@ def write_result(record: ObjectRecord) -> dict[str, str]:
     }
 
 
-async def put_object(call: Call) -> Response:
+async def store_new(call: Call, **kind: str) -> tuple[ObjectRecord, ObjectRecord | None]:
+    """Write the request body at the call's key as a new object (PutObject, PutSymlink): the overwrite
+    check, then attributes, ACL and tags from the headers; ``kind`` adds the object type's own fields.
+    The written record and the one it replaced."""
     forbid = call.flag("x-oss-forbid-overwrite")
     attrs = attrs_from(call.headers)
     extra = {"acl": header_acl(call), "tags": header_tags(call) or {}}
     await run_in_threadpool(check_creatable, call, forbid)
     writer = await call.receive()
-    record, previous = await run_in_threadpool(
+    return await run_in_threadpool(
         partial(
             call.storage.put_object,
             call.bucket_name,
@@ -121,8 +124,13 @@ async def put_object(call: Call) -> Response:
             attrs,
             forbid_overwrite=forbid,
             **extra,
+            **kind,
         )
     )
+
+
+async def put_object(call: Call) -> Response:
+    record, previous = await store_new(call)
     call.publish_created("PutObject", record, previous)
     return Response(headers={**write_result(record), "Content-MD5": content_md5(record.etag)})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from urllib.parse import unquote
 
 from starlette.concurrency import run_in_threadpool
@@ -10,9 +9,7 @@ from starlette.responses import Response
 
 from .context import Call
 from .errors import OssError
-from .objectacl import header_acl
-from .objects import attrs_from, check_creatable
-from .tagging import header_tags
+from .objects import store_new
 from .wire import http_date, quoted_etag, url_encode
 
 
@@ -22,24 +19,8 @@ async def put_symlink(call: Call) -> Response:
         raise OssError(
             "InvalidArgument", "PutSymlink needs x-oss-symlink-target.", ArgumentName="x-oss-symlink-target"
         )
-    forbid = call.flag("x-oss-forbid-overwrite")
-    attrs = attrs_from(call.headers)
-    extra = {"acl": header_acl(call), "tags": header_tags(call) or {}}
-    await run_in_threadpool(check_creatable, call, forbid)
-    writer = await call.receive()  # a symlink has no body of its own
-    record, previous = await run_in_threadpool(
-        partial(
-            call.storage.put_object,
-            call.bucket_name,
-            call.object_key,
-            writer,
-            attrs,
-            forbid_overwrite=forbid,
-            object_type="Symlink",
-            symlink_target=target,
-            **extra,
-        )
-    )
+    # A symlink has no body of its own: the (empty) body is stored with the target.
+    record, previous = await store_new(call, object_type="Symlink", symlink_target=target)
     call.publish_created("PutSymlink", record, previous)
     return Response(headers={"ETag": quoted_etag(record.etag)})
 
