@@ -573,10 +573,11 @@ def plan_upload(meta: Mapping[str, str], facts: ImageFacts, defaults: PlanDefaul
     drafts, mode_warnings = _requested_drafts(meta, defaults, size, gravity, angle)
     if not drafts:
         return Plan(variants=(), skipped=f"image already has the default ratio {defaults.ratio}")
-    negligible = [] if angle else [why for d in drafts if (why := _negligible(d, size, defaults))]
+    verdicts = [(draft, None if angle else _negligible(draft, size, defaults)) for draft in drafts]
+    negligible = [why for _draft, why in verdicts if why]
     if len(negligible) == len(drafts):
         return Plan(variants=(), skipped="; ".join(negligible), skip_code="plan.negligible_expansion")
-    drafts = [d for d in drafts if angle or not _negligible(d, size, defaults)]
+    drafts = [draft for draft, why in verdicts if why is None]
     return Plan(variants=_variants(drafts, warnings + mode_warnings + negligible, size, common))
 
 
